@@ -1,0 +1,5 @@
+import sys
+
+from seispinn.cli import main
+
+sys.exit(main())

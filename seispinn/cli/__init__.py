@@ -1,0 +1,50 @@
+"""The ``seispinn`` command line.
+
+Each subcommand lives in its own module of this package with two functions:
+``add_parser(subparsers)`` registering its arguments, and ``run(args) -> int``.
+Errors of seispinn's own (:class:`seispinn.errors.SeispinnError`) are printed as
+one line on stderr with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from seispinn.errors import SeispinnError
+
+__all__ = ["main"]
+
+# Subcommand modules, in the order `seispinn --help` lists them.
+_COMMANDS = ("info", "simulate", "race", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seispinn",
+        description="Seismic full-waveform inversion with physics-informed neural networks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMANDS:
+        module = importlib.import_module(f"seispinn.cli.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SeispinnError as exc:
+        print(f"seispinn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seispinn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Physics-informed networks: small MLPs and per-point loss weighting.
+
+- :mod:`seispinn.pinn.networks`: :class:`MLP` (Xavier init, optional Fourier features).
+- :mod:`seispinn.pinn.weighting`: per-point weights keyed by point id —
+  :class:`Uniform`, :class:`GradNormWeights`, :class:`SelfAdaptiveMask` (SA-PINN),
+  :class:`ResidualBasedAttention` — behind :class:`PointWeighting`, built by
+  :func:`make_weighting`.
+"""
+
+from seispinn.pinn.networks import MLP, FourierFeatures
+from seispinn.pinn.weighting import (
+    MASKS,
+    STRATEGIES,
+    GradNormOptions,
+    GradNormWeights,
+    PointLoss,
+    PointWeighting,
+    RBAOptions,
+    ResidualBasedAttention,
+    SAOptions,
+    SelfAdaptiveMask,
+    Uniform,
+    enrichment,
+    grad_norms_linear,
+    grad_norms_loop,
+    grad_norms_vmap,
+    make_weighting,
+    per_point_grad_norms,
+    weighted_mean,
+)
+
+__all__ = [
+    "MLP",
+    "FourierFeatures",
+    "MASKS",
+    "STRATEGIES",
+    "GradNormOptions",
+    "GradNormWeights",
+    "PointLoss",
+    "PointWeighting",
+    "RBAOptions",
+    "ResidualBasedAttention",
+    "SAOptions",
+    "SelfAdaptiveMask",
+    "Uniform",
+    "enrichment",
+    "grad_norms_linear",
+    "grad_norms_loop",
+    "grad_norms_vmap",
+    "make_weighting",
+    "per_point_grad_norms",
+    "weighted_mean",
+]

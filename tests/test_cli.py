@@ -1,0 +1,82 @@
+"""The command line: subcommands, help, one-line errors, the demo on shipped data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seispinn.cli import build_parser, main
+from seispinn.io import read_shots
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_subcommand_has_help(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"info", "simulate", "race", "demo"} <= set(sub.choices)
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        assert "usage: seispinn" in capsys.readouterr().out
+
+
+def test_simulate_writes_gathers_and_figure(tmp_path, capsys):
+    survey = tmp_path / "s.toml"
+    survey.write_text(
+        "[model]\ngenerator = 'homogeneous'\nnx = 61\nnz = 31\ndx = 10.0\nvelocity = 2000.0\n"
+        "[acquisition]\nn_shots = 2\nn_receivers = 7\nfreq = 10.0\ndt = 0.002\nduration = 0.4\n"
+    )
+    out = tmp_path / "g.sgy"
+    assert (
+        main(
+            [
+                "simulate",
+                "--survey",
+                str(survey),
+                "--out",
+                str(out),
+                "--plot",
+                str(tmp_path / "g.png"),
+            ]
+        )
+        == 0
+    )
+    g = read_shots(out)
+    assert g.data.shape == (2, 7, 201)
+    assert np.abs(g.data).max() > 0
+    assert (tmp_path / "g.png").stat().st_size > 10_000
+    assert "simulated 2 shots" in capsys.readouterr().out
+
+
+def test_bad_config_is_one_line_without_traceback(tmp_path, capsys):
+    survey = tmp_path / "s.toml"
+    survey.write_text("[model]\nnx = 'many'\n")
+    code = main(["simulate", "--survey", str(survey), "--out", str(tmp_path / "g.sgy")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "s.toml [model] nx: expected an integer" in err
+
+
+def test_bad_model_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "broken.sgy"
+    bad.write_bytes(b"\x00" * 1000)
+    survey = ROOT / "data" / "survey.toml"
+    code = main(
+        ["simulate", "--survey", str(survey), "--model", str(bad), "--out", str(tmp_path / "g.sgy")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "broken.sgy" in err
+
+
+def test_demo_reproduces_shipped_gathers(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "relative L2 difference to the shipped gathers: 0.00e+00" in out
+    assert (tmp_path / "model_and_gathers.png").exists()
+    shipped = read_shots(ROOT / "data" / "shots.sgy")
+    np.testing.assert_array_equal(read_shots(tmp_path / "shots.sgy").data, shipped.data)

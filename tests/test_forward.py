@@ -1,0 +1,168 @@
+"""Deepwave forward modelling checked against the analytic 2D Green's function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seispinn.acquisition import Acquisition, ricker
+from seispinn.errors import ModelError
+from seispinn.forward.analytic import gaussian_source_trace, point_source_trace
+from seispinn.forward.simulate import (
+    ModellingOptions,
+    gaussian_source_weights,
+    simulate,
+    wavefield_snapshots,
+)
+from seispinn.models import homogeneous, layered
+
+C = 2000.0
+XS = ZS = 600.0
+OFFSETS = np.array([150.0, 300.0, 450.0])
+
+
+@pytest.fixture(scope="module")
+def medium():
+    return homogeneous(241, 241, 5.0, C)
+
+
+def _acq(rx, rz, nt=1001):
+    return Acquisition(
+        source_x=[XS],
+        source_z=[ZS],
+        receiver_x=rx,
+        receiver_z=rz,
+        dt=0.0005,
+        nt=nt,
+        freq=10.0,
+        delay=0.15,
+    )
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_point_source_matches_greens_function_at_three_offsets(medium):
+    acq = _acq(XS + OFFSETS, np.full(3, ZS))
+    gathers = simulate(medium, acq)
+    assert gathers.data.shape == (1, 3, 1001)
+    for k, r in enumerate(OFFSETS):
+        ref = point_source_trace(r, C, acq.times, 10.0, 0.15)
+        assert _rel(gathers.data[0, k], ref) <= 0.01, r
+
+
+def test_off_grid_receivers_are_interpolated_not_snapped(medium):
+    # 2.3 m and 1.7 m off the nodes: snapping would shift arrivals by ~1 ms.
+    acq = _acq(XS + OFFSETS + 2.3, np.full(3, ZS + 1.7))
+    gathers = simulate(medium, acq)
+    for k in range(3):
+        r = np.hypot(OFFSETS[k] + 2.3, 1.7)
+        ref = point_source_trace(r, C, acq.times, 10.0, 0.15)
+        assert _rel(gathers.data[0, k], ref) <= 0.01
+
+
+def test_gaussian_source_matches_spread_greens_function(medium):
+    acq = _acq([XS + 300.0], [ZS])
+    gathers = simulate(medium, acq, ModellingOptions(source_sigma=15.0))
+    ref = gaussian_source_trace(300.0, 0.0, C, acq.times, 10.0, 0.15, 15.0)
+    assert _rel(gathers.data[0, 0], ref) <= 0.01
+    # ...and it is not the point-source answer (the spread is visible).
+    point = point_source_trace(300.0, C, acq.times, 10.0, 0.15)
+    assert _rel(gathers.data[0, 0], point) > 0.05
+
+
+def test_gaussian_source_has_unit_mass(medium):
+    _, w = gaussian_source_weights(medium, XS, ZS, 15.0)
+    assert np.sum(w) * medium.dx * medium.dz == pytest.approx(1.0, abs=1e-4)
+
+
+def test_gaussian_source_outside_model_is_rejected(medium):
+    with pytest.raises(ModelError):
+        gaussian_source_weights(medium, -500.0, ZS, 15.0)
+
+
+def test_snapshots_match_greens_function_at_their_times(medium):
+    acq = _acq([XS + 100.0], [ZS], nt=801)
+    snaps = wavefield_snapshots(medium, acq, [0.2, 0.3])
+    assert snaps.values.shape == (2, 241, 241)
+    np.testing.assert_allclose(snaps.times, [0.2, 0.3])
+    row = snaps.values[1, int(ZS / 5.0)]
+    dist = np.abs(medium.x - XS)
+    far = dist > 50.0
+    ref = np.array([point_source_trace(d, C, np.array([0.3]), 10.0, 0.15)[0] for d in dist[far]])
+    assert _rel(row[far], ref) <= 0.01
+
+
+def test_snapshot_time_outside_record_is_rejected(medium):
+    acq = _acq([XS + 100.0], [ZS], nt=101)
+    with pytest.raises(ModelError, match="snapshot times"):
+        wavefield_snapshots(medium, acq, [1.0])
+
+
+def test_free_surface_reflects_with_opposite_polarity():
+    model = homogeneous(161, 101, 5.0, C)
+    acq = Acquisition(
+        source_x=[400.0],
+        source_z=[100.0],
+        receiver_x=[400.0],
+        receiver_z=[100.0],
+        dt=0.0005,
+        nt=601,
+        freq=10.0,
+        delay=0.15,
+    )
+    absorbing = simulate(model, acq).data[0, 0]
+    free = simulate(model, acq, ModellingOptions(free_surface=True)).data[0, 0]
+    ghost = free - absorbing
+    # u = 0 on the plane z = z0 - dz = -5 m acts as an image source of opposite
+    # sign at z = -110 m, 210 m above the source.
+    image = -point_source_trace(210.0, C, acq.times, 10.0, 0.15)
+    assert _rel(ghost, image) < 0.01
+
+
+def test_layer_produces_reflection_and_shots_are_independent():
+    model = layered(121, 81, 5.0, [200.0], [2000.0, 3000.0])
+    acq = Acquisition(
+        source_x=[150.0, 450.0],
+        source_z=[20.0, 20.0],
+        receiver_x=[[300.0], [300.0]],
+        receiver_z=[[20.0], [20.0]],
+        dt=0.0005,
+        nt=701,
+        freq=10.0,
+        delay=0.15,
+    )
+    both = simulate(model, acq, shots_per_batch=2).data
+    one_by_one = simulate(model, acq, shots_per_batch=1).data
+    np.testing.assert_allclose(both, one_by_one, rtol=1e-5, atol=1e-7)
+    # Symmetric shots around the receiver record the same trace.
+    np.testing.assert_allclose(both[0, 0], both[1, 0], rtol=1e-4, atol=1e-6)
+    homog = simulate(homogeneous(121, 81, 5.0, 2000.0), acq).data
+    refl = both[0, 0] - homog[0, 0]
+    # The reflection arrives at ~ (2·sqrt(150² + 180²)) / 2000 s after the source peak.
+    t_refl = 2 * np.hypot(75.0, 180.0) / 2000.0 + 0.15
+    peak_time = acq.times[np.argmax(np.abs(refl))]
+    assert abs(peak_time - t_refl) < 0.03
+
+
+def test_ricker_starts_at_zero_and_peaks_at_delay():
+    w = ricker(10.0, 0.001, 400)
+    assert abs(w[0]) < 1e-3
+    assert np.argmax(w) == 150
+
+
+def test_source_outside_model_is_rejected(medium):
+    acq = _acq([XS], [ZS])
+    bad = Acquisition(
+        source_x=[5000.0],
+        source_z=[ZS],
+        receiver_x=acq.receiver_x,
+        receiver_z=acq.receiver_z,
+        dt=acq.dt,
+        nt=acq.nt,
+        freq=acq.freq,
+        delay=acq.delay,
+    )
+    with pytest.raises(ModelError, match="outside the model"):
+        simulate(medium, bad)

@@ -1,0 +1,459 @@
+"""Per-point weighting strategies: hand-checked updates, closed-form gradient
+norms, id bookkeeping under shuffling and mini-batching, checkpoints."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from seispinn.errors import ConfigError, TrainingError
+from seispinn.pinn import (
+    MLP,
+    GradNormOptions,
+    GradNormWeights,
+    PointLoss,
+    RBAOptions,
+    ResidualBasedAttention,
+    SAOptions,
+    SelfAdaptiveMask,
+    Uniform,
+    enrichment,
+    grad_norms_linear,
+    grad_norms_loop,
+    grad_norms_vmap,
+    make_weighting,
+    per_point_grad_norms,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # These models are tiny: a second thread only spin-waits, badly so when
+    # another process holds the other core.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def regression_loss(model: nn.Module):
+    def loss_fn(params, points):
+        x, y = points
+        return (functional_call(model, params, (x,)).squeeze(-1) - y) ** 2
+
+    return loss_fn
+
+
+# ------------------------------------------------------------------------------------
+# SA-PINN
+# ------------------------------------------------------------------------------------
+
+
+def test_sa_plain_ascent_matches_hand_computation():
+    # u = θ (one parameter), targets y = (1, 2): r = θ − y = (−1, −2), r² = (1, 4).
+    theta = nn.Parameter(torch.tensor(0.0))
+    y = torch.tensor([1.0, 2.0])
+    ids = torch.tensor([0, 1])
+    sa = SelfAdaptiveMask(2, SAOptions(mask="sigmoid", init=0.0, optimizer="sgd", lr=0.5))
+    ascent = sa.make_ascent_optimizer()
+    descent = torch.optim.SGD([theta], lr=0.1)
+
+    loss = sa.weighted_loss((theta - y) ** 2, ids)
+    # L = (1/2) Σ σ(λ_i) r_i² = (1/2)(0.5·1 + 0.5·4) = 1.25
+    assert loss.item() == pytest.approx(1.25)
+    loss.backward()
+    descent.step()
+    ascent.step()
+
+    # λ_i += lr · σ'(0) · r_i² / N = 0.5 · 0.25 · (1, 4) / 2 = (0.0625, 0.25)
+    assert sa.lam.detach().tolist() == pytest.approx([0.0625, 0.25])
+    # θ −= lr · (1/N) Σ σ(0) · 2 r_i = 0.1 · (1/2) · 0.5 · 2 · (−3) → θ = 0.15
+    assert theta.item() == pytest.approx(0.15)
+    gamma = sa.weights(ids).detach()
+    assert gamma[1] > gamma[0] > 0.5  # the larger residual got the larger γ, both rose
+    with torch.no_grad():
+        after = sa.weighted_loss((theta - y) ** 2, ids)
+        before_theta = (torch.sigmoid(sa.lam) * (0.0 - y) ** 2).mean()
+    assert after < before_theta  # at the new λ, θ's step still lowered the loss
+
+
+def test_sa_ascent_attaches_to_ids_not_positions():
+    theta = nn.Parameter(torch.tensor(0.0))
+    sa = SelfAdaptiveMask(2, SAOptions(mask="sigmoid", init=0.0, optimizer="sgd", lr=0.5))
+    ascent = sa.make_ascent_optimizer()
+    # The same two points given in the other order.
+    loss = sa.weighted_loss((theta - torch.tensor([2.0, 1.0])) ** 2, torch.tensor([1, 0]))
+    loss.backward()
+    ascent.step()
+    assert sa.lam.detach().tolist() == pytest.approx([0.0625, 0.25])
+
+
+@pytest.mark.parametrize("mask", ["sigmoid", "square", "softplus"])
+def test_sa_masks_grow_faster_on_larger_residuals(mask):
+    sa = SelfAdaptiveMask(3, SAOptions(mask=mask, init=0.5, optimizer="sgd", lr=1.0))
+    ascent = sa.make_ascent_optimizer()
+    sq = torch.tensor([0.01, 0.1, 1.0])
+    for _ in range(5):
+        ascent.zero_grad()
+        sa.weighted_loss(sq, torch.arange(3)).backward()
+        ascent.step()
+    rel = sa.relative_weights()
+    assert rel[0] < rel[1] < rel[2]
+
+
+def test_sa_freeze_stops_ascent():
+    sa = SelfAdaptiveMask(4)
+    assert sa.make_ascent_optimizer() is not None
+    sa.freeze()
+    assert sa.frozen and sa.ascent_parameters() == [] and sa.make_ascent_optimizer() is None
+    assert not sa.weighted_loss(torch.ones(4), torch.arange(4)).requires_grad
+    sa.unfreeze()
+    assert sa.ascent_parameters() == [sa.lam]
+
+
+def test_sa_adam_optimizer_maximises():
+    sa = SelfAdaptiveMask(2, SAOptions(mask="square", init=1.0, optimizer="adam", lr=0.1))
+    opt = sa.make_ascent_optimizer()
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["maximize"]
+    sa.weighted_loss(torch.tensor([1.0, 0.0]), torch.arange(2)).backward()
+    opt.step()
+    # Adam's first step is lr · sign(grad) where the grad is non-zero.
+    assert sa.lam.detach().tolist() == pytest.approx([1.1, 1.0])
+
+
+# ------------------------------------------------------------------------------------
+# Gradient norms
+# ------------------------------------------------------------------------------------
+
+
+def linear_problem():
+    torch.manual_seed(3)
+    model = nn.Linear(3, 1)
+    x = torch.randn(8, 3)
+    with torch.no_grad():
+        y = model(x).squeeze(-1) + torch.randn(8)
+        y[5] = model(x[5]).squeeze(-1) + 1e-6  # a point already fitted: g ≈ 0
+    residual = (model(x).squeeze(-1) - y).detach()
+    closed_form = 2 * residual.abs() * torch.sqrt(x.pow(2).sum(1) + 1)  # ‖2 r_i [x_i, 1]‖
+    return model, x, y, closed_form
+
+
+@pytest.mark.parametrize("method", ["linear", "vmap", "loop", "auto"])
+def test_grad_norms_linear_model_closed_form(method):
+    model, x, y, closed_form = linear_problem()
+    norms, used = per_point_grad_norms(PointLoss(model, regression_loss(model), (x, y)), method)
+    assert used == ("linear" if method == "auto" else method)
+    torch.testing.assert_close(norms, closed_form, rtol=1e-5, atol=1e-6)
+
+
+def test_gradnorm_first_refresh_matches_formula():
+    model, x, y, g = linear_problem()
+    options = GradNormOptions(eps=1e-3, w_min=0.5, w_max=2.0, alpha=0.9, every=2)
+    gn = GradNormWeights(8, options)
+    ids = torch.arange(8)
+    point_loss = PointLoss(model, regression_loss(model), (x, y))
+    gn.update(0, ids, torch.zeros(8), point_loss)
+
+    target = g.mean() / (g + 1e-3)
+    target = target / target.mean()
+    expected = 0.9 * 1.0 + 0.1 * target.clamp(0.5, 2.0)
+    torch.testing.assert_close(gn.weights(ids), expected, rtol=1e-5, atol=1e-6)
+    assert gn.weights(ids)[5] == pytest.approx(0.9 + 0.1 * 2.0)  # tiny g → at the ceiling
+
+    d = gn.diagnostics()
+    assert d["clipped_high_fraction"] == pytest.approx(float((target >= 2.0).float().mean()))
+    assert d["clipped_high_fraction"] >= 1 / 8
+    assert d["target_max"] == pytest.approx(float(target.max()), rel=1e-5)
+    assert d["small_grad_relative_weight"] == pytest.approx(d["relative_max"])
+    assert d["refreshes"] == 1
+
+    # step 1 is not a refresh step (every=2): nothing changes
+    before = gn.weights(ids).clone()
+    gn.update(1, ids, torch.zeros(8), None)
+    torch.testing.assert_close(gn.weights(ids), before)
+
+
+def test_gradnorm_needs_point_loss_on_refresh():
+    with pytest.raises(ConfigError, match="point_loss"):
+        GradNormWeights(3).update(0, torch.arange(3), torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(activation="tanh"),
+        dict(activation="sin", fourier_features=4, fourier_scale=2.0),
+        dict(activation="gelu"),
+    ],
+)
+def test_cheap_grad_norms_equal_exact_on_mlp(kwargs):
+    torch.manual_seed(0)
+    model = MLP(2, 2, width=12, depth=3, **kwargs)
+    x, y = torch.randn(17, 2), torch.randn(17)
+
+    def loss_fn(params, points):
+        x, y = points
+        u = functional_call(model, params, (x,))
+        return (u[:, 0] * u[:, 1] - y) ** 2  # non-linear in the outputs: δ_i is per point
+
+    point_loss = PointLoss(model, loss_fn, (x, y))
+    cheap = grad_norms_linear(point_loss)
+    assert cheap is not None
+    torch.testing.assert_close(cheap, grad_norms_vmap(point_loss), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(cheap, grad_norms_loop(point_loss), rtol=1e-4, atol=1e-6)
+
+
+def test_input_derivative_losses_fall_back_to_exact():
+    torch.manual_seed(1)
+    model = MLP(1, 1, width=8, depth=2)
+    x = torch.randn(9, 1)
+
+    def autograd_residual(params, points):  # r = u_x − 1 via torch.autograd
+        (xb,) = points
+        xb = xb.clone().requires_grad_(True)
+        u = functional_call(model, params, (xb,))
+        (u_x,) = torch.autograd.grad(u.sum(), xb, create_graph=True)
+        return (u_x[:, 0] - 1.0) ** 2
+
+    def func_residual(params, points):  # the same with torch.func
+        (xb,) = points
+
+        def u(xi):
+            return functional_call(model, params, (xi.unsqueeze(0),)).squeeze()
+
+        return (torch.vmap(torch.func.grad(u))(xb)[:, 0] - 1.0) ** 2
+
+    reference = grad_norms_loop(PointLoss(model, autograd_residual, (x,)))
+    assert grad_norms_linear(PointLoss(model, autograd_residual, (x,))) is None
+    assert grad_norms_linear(PointLoss(model, func_residual, (x,))) is None
+    norms, used = per_point_grad_norms(PointLoss(model, autograd_residual, (x,)))
+    assert used == "loop"
+    torch.testing.assert_close(norms, reference)
+    norms, used = per_point_grad_norms(PointLoss(model, func_residual, (x,)))
+    assert used == "vmap"
+    torch.testing.assert_close(norms, reference, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ConfigError, match="linear"):
+        per_point_grad_norms(PointLoss(model, func_residual, (x,)), "linear")
+
+
+# ------------------------------------------------------------------------------------
+# RBA and uniform
+# ------------------------------------------------------------------------------------
+
+
+def test_rba_update_formula():
+    rba = ResidualBasedAttention(3, RBAOptions(gamma=0.5, eta=0.2, init=1.0, normalise=False))
+    ids = torch.tensor([2, 0])
+    rba.update(0, ids, torch.tensor([4.0, 1.0]))  # |r| = (2, 1), max 2
+    # λ_2 = 0.5·1 + 0.2·2/2 = 0.7; λ_0 = 0.5·1 + 0.2·1/2 = 0.6; λ_1 untouched
+    assert rba.lam.tolist() == pytest.approx([0.6, 1.0, 0.7])
+    assert rba.weights(torch.arange(3)).tolist() == pytest.approx([0.36, 1.0, 0.49])
+    normalised = ResidualBasedAttention(3, RBAOptions(gamma=0.5, eta=0.2, init=1.0))
+    normalised.update(0, ids, torch.tensor([4.0, 1.0]))
+    w = normalised.weights(torch.arange(3))
+    assert w.mean().item() == pytest.approx(1.0)
+    torch.testing.assert_close(w, torch.tensor([0.36, 1.0, 0.49]) / (1.85 / 3))
+
+
+def test_rba_from_zero_starts_uniform():
+    rba = ResidualBasedAttention(4)
+    assert rba.weights(torch.arange(4)).tolist() == [1.0] * 4
+
+
+def test_uniform_and_weighted_loss():
+    u = Uniform(5)
+    sq = torch.tensor([1.0, 2.0, 3.0])
+    assert u.weighted_loss(sq, torch.tensor([4, 0, 2])).item() == pytest.approx(2.0)
+    assert u.diagnostics()["relative_max"] == 1.0
+
+
+def test_enrichment_formula():
+    w = torch.tensor([1.0, 1.0, 2.0, 2.0])
+    region = torch.tensor([False, False, True, True])
+    assert enrichment(w, region) == pytest.approx((4 / 6) / (2 / 4))
+    assert enrichment(torch.ones(4), region) == pytest.approx(1.0)
+    assert math.isnan(enrichment(w, torch.zeros(4, dtype=torch.bool)))
+
+
+# ------------------------------------------------------------------------------------
+# Ids: shuffling and mini-batching keep weight i on point i
+# ------------------------------------------------------------------------------------
+
+STRATEGY_OPTIONS = {
+    "uniform": None,
+    "sa": SAOptions(mask="square", init=1.0, optimizer="adam", lr=5e-2),
+    "rba": RBAOptions(gamma=0.9, eta=0.1),
+    "gradnorm": GradNormOptions(every=3, alpha=0.5),
+}
+
+
+def train_full_batch(name: str, shuffle: bool, steps: int = 40):
+    """Full-batch weighted fit of a transition; optionally permute the rows every step.
+
+    float64 and an asymmetric target: with a symmetric one, gradients that vanish
+    by symmetry are float noise whose sign Adam amplifies, and the summation order
+    (which shuffling changes) would then decide the run.
+    """
+    torch.manual_seed(0)
+    n = 16
+    model = MLP(1, 1, width=8, depth=2).double()
+    x_all = torch.linspace(-1, 1, n, dtype=torch.float64)[:, None]
+    y_all = torch.tanh(10 * x_all[:, 0] - 2) + 0.3 * x_all[:, 0]
+    weighting = make_weighting(name, n, STRATEGY_OPTIONS[name]).double()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    ascent = weighting.make_ascent_optimizer()
+    order = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        ids = torch.randperm(n, generator=order) if shuffle else torch.arange(n)
+        x, y = x_all[ids], y_all[ids]
+        opt.zero_grad()
+        if ascent is not None:
+            ascent.zero_grad()
+        sq = (model(x).squeeze(-1) - y) ** 2
+        weighting.weighted_loss(sq, ids).backward()
+        opt.step()
+        if ascent is not None:
+            ascent.step()
+        weighting.update(step, ids, sq.detach(), PointLoss(model, regression_loss(model), (x, y)))
+    return weighting.weights(torch.arange(n)).detach(), model
+
+
+@pytest.mark.parametrize("name", ["uniform", "sa", "rba", "gradnorm"])
+def test_shuffling_keeps_each_points_weight(name):
+    w_plain, model_plain = train_full_batch(name, shuffle=False)
+    w_shuffled, model_shuffled = train_full_batch(name, shuffle=True)
+    if name != "uniform":
+        # The weights must differ between points, or a mix-up could not show.
+        assert (w_plain / w_plain.mean()).std() > 0.05
+    torch.testing.assert_close(w_shuffled, w_plain, rtol=1e-7, atol=1e-9)
+    for p, q in zip(model_plain.parameters(), model_shuffled.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+
+
+def test_sa_minibatches_equal_full_batch_with_plain_ascent():
+    # Fixed residuals; each λ_i's ascent step only depends on λ_i and r_i, so an
+    # epoch of mini-batches (lr scaled by B/N) equals one full-batch step.
+    n, batch, lr, epochs = 12, 4, 2.0, 5
+    sq = torch.linspace(0.01, 1.0, n) ** 2
+    options = SAOptions(mask="square", init=1.0, optimizer="sgd", lr=lr)
+    full = SelfAdaptiveMask(n, options)
+    mini = SelfAdaptiveMask(
+        n, SAOptions(mask="square", init=1.0, optimizer="sgd", lr=lr * batch / n)
+    )
+    full_opt, mini_opt = full.make_ascent_optimizer(), mini.make_ascent_optimizer()
+    order = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        full_opt.zero_grad()
+        full.weighted_loss(sq, torch.arange(n)).backward()
+        full_opt.step()
+        for ids in torch.randperm(n, generator=order).split(batch):
+            mini_opt.zero_grad()
+            mini.weighted_loss(sq[ids], ids).backward()
+            mini_opt.step()
+    assert full.relative_weights().std() > 0.1
+    torch.testing.assert_close(mini.lam, full.lam)
+
+
+def test_rba_minibatches_touch_only_their_points():
+    n = 12
+    sq = torch.linspace(0.01, 1.0, n) ** 2
+    full = ResidualBasedAttention(n, RBAOptions(gamma=0.9, eta=0.1))
+    mini = ResidualBasedAttention(n, RBAOptions(gamma=0.9, eta=0.1))
+    full.update(0, torch.arange(n), sq)
+    # Batches that each hold the point with the largest residual see the same
+    # max |r| as the full batch, so every λ_i ends where the full batch put it.
+    top = torch.tensor([n - 1])
+    for ids in (torch.tensor([3, 0, 7, 1, 9]), torch.tensor([2, 10, 5, 4, 6, 8])):
+        before = mini.lam.clone()
+        mini.update(0, torch.cat([ids, top]), sq[torch.cat([ids, top])])
+        untouched = torch.ones(n, dtype=torch.bool)
+        untouched[ids], untouched[top] = False, False
+        torch.testing.assert_close(mini.lam[untouched], before[untouched])
+        mini.lam[top] = before[top]  # the shared point takes its update once
+    mini.lam[top] = full.lam[top]
+    torch.testing.assert_close(mini.lam, full.lam)
+
+
+def test_gradnorm_minibatch_refresh_is_order_free_and_local():
+    torch.manual_seed(0)
+    model = MLP(1, 1, width=8, depth=2)
+    x, y = torch.linspace(-1, 1, 10)[:, None], torch.tanh(5 * torch.linspace(-1, 1, 10))
+    a = GradNormWeights(10, GradNormOptions(every=1))
+    b = GradNormWeights(10, GradNormOptions(every=1))
+    ids = torch.tensor([7, 2, 5, 0])
+    perm = torch.tensor([2, 0, 3, 1])
+    a.update(0, ids, torch.zeros(4), PointLoss(model, regression_loss(model), (x[ids], y[ids])))
+    pids = ids[perm]
+    b.update(0, pids, torch.zeros(4), PointLoss(model, regression_loss(model), (x[pids], y[pids])))
+    torch.testing.assert_close(a.weight, b.weight)
+    outside = torch.tensor([1, 3, 4, 6, 8, 9])
+    assert a.weight[outside].tolist() == [1.0] * 6
+    assert not torch.allclose(a.weight[ids], torch.ones(4))
+
+
+# ------------------------------------------------------------------------------------
+# State, factory, validation
+# ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["uniform", "sa", "rba", "gradnorm"])
+def test_state_dict_round_trip(name):
+    source = make_weighting(name, 16, STRATEGY_OPTIONS[name])
+    ids = torch.arange(16)
+    sq = torch.linspace(0.0, 1.0, 16)
+    # Move the state away from its initial value through each strategy's own rule.
+    if name == "sa":
+        opt = source.make_ascent_optimizer()
+        source.weighted_loss(sq, ids).backward()
+        opt.step()
+    elif name == "rba":
+        source.update(0, ids, sq)
+    elif name == "gradnorm":
+        source.refresh(ids[:10], torch.linspace(0.1, 2.0, 10))
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    restored = make_weighting(name, 16, STRATEGY_OPTIONS[name])
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    if name != "uniform":
+        assert not torch.allclose(restored.weights(ids), torch.ones(16))
+    torch.testing.assert_close(restored.weights(ids), source.weights(ids))
+    assert restored.diagnostics() == pytest.approx(source.diagnostics())
+    if name != "uniform":
+        with pytest.raises(TrainingError, match="cannot load"):
+            make_weighting(name, 5, STRATEGY_OPTIONS[name]).load_state_dict(source.state_dict())
+
+
+def test_factory_and_validation_errors():
+    assert isinstance(make_weighting("sa", 3), SelfAdaptiveMask)
+    with pytest.raises(ConfigError, match="unknown weighting"):
+        make_weighting("selfadaptive", 3)
+    with pytest.raises(ConfigError, match="SAOptions"):
+        make_weighting("sa", 3, RBAOptions())
+    with pytest.raises(ConfigError, match="mask"):
+        SAOptions(mask="relu")
+    with pytest.raises(ConfigError, match="w_min"):
+        GradNormOptions(w_min=2.0)
+    with pytest.raises(ConfigError, match=r"\[0, 3\)"):
+        make_weighting("uniform", 3).weighted_loss(torch.ones(2), torch.tensor([0, 3]))
+    with pytest.raises(ConfigError, match="LongTensor"):
+        make_weighting("sa", 3).weighted_loss(torch.ones(1), torch.tensor([0], dtype=torch.int32))
+
+
+def test_mlp_shapes_and_init():
+    torch.manual_seed(0)
+    net = MLP(3, 2, width=64, depth=3, activation="sin", fourier_features=5)
+    assert net(torch.randn(7, 3)).shape == (7, 2)
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert linears[0].in_features == 10 and len(linears) == 4
+    assert all(torch.count_nonzero(m.bias) == 0 for m in linears)
+    hidden = linears[1].weight
+    assert hidden.std().item() == pytest.approx(math.sqrt(2 / (64 + 64)), rel=0.1)
+    assert not any(p.requires_grad for p in net.layers[0].buffers())
+    with pytest.raises(ConfigError, match="activation"):
+        MLP(1, 1, activation="swish2")
