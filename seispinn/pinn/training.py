@@ -1,0 +1,327 @@
+"""A PINN training loop: Adam (θ descends, SA's λ ascends), optional L-BFGS with λ
+frozen, term balancing, atomic checkpoints, exact resume, divergence stops.
+
+The loop knows nothing about waves: a :class:`Problem` supplies the loss terms of
+one step. State travels in one dict of tensors saved with ``torch.save`` and
+read back with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from seispinn.errors import ConfigError, TrainingError
+from seispinn.pinn.weighting import PointLoss, PointWeighting
+
+__all__ = ["TrainOptions", "StepLosses", "Problem", "train", "save_checkpoint", "load_checkpoint"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimisation settings.
+
+    Attributes:
+        steps: Adam steps.
+        lr, lr_final: Adam learning rate, decayed geometrically from lr to lr_final.
+        lbfgs_steps: L-BFGS iterations after Adam (λ frozen), 0 for none.
+        seed: torch seed for initialisation and batches.
+        term_weights: fixed weight per loss term name (missing: 1).
+        anneal: gradient-magnitude annealing of the non-PDE terms (Wang et al. 2021):
+            ``w_k ← α w_k + (1 − α) max|∇L_pde| / mean|∇L_k|`` every ``anneal_every`` steps.
+        checkpoint_every: steps between checkpoints (and at the end).
+        log_every: steps between history records.
+        snapshot_every: steps between per-point weight snapshots (0: never).
+        progress: show a progress bar.
+    """
+
+    steps: int = 2000
+    lr: float = 1e-3
+    lr_final: float = 1e-4
+    lbfgs_steps: int = 0
+    seed: int = 0
+    term_weights: dict[str, float] = field(default_factory=dict)
+    anneal: bool = False
+    anneal_every: int = 100
+    anneal_alpha: float = 0.9
+    checkpoint_every: int = 500
+    log_every: int = 50
+    snapshot_every: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.lbfgs_steps < 0:
+            raise ConfigError(
+                f"steps and lbfgs_steps must be >= 0, got {self.steps}, {self.lbfgs_steps}"
+            )
+        if self.steps + self.lbfgs_steps == 0:
+            raise ConfigError("steps + lbfgs_steps must be positive: nothing would be trained")
+        if not (self.lr > 0 and self.lr_final > 0):
+            raise ConfigError(f"learning rates must be positive, got {self.lr}, {self.lr_final}")
+        if self.checkpoint_every < 1 or self.log_every < 1 or self.snapshot_every < 0:
+            raise ConfigError("checkpoint_every and log_every must be >= 1, snapshot_every >= 0")
+
+
+@dataclass
+class StepLosses:
+    """The loss terms of one step.
+
+    Attributes:
+        terms: scalar loss per term name; ``"pde"`` is the per-point-weighted one.
+        pde_ids: ``[B]`` ids of the PDE points of this step.
+        pde_sq: ``[B]`` squared PDE residuals (detached).
+        point_loss: how to re-evaluate per-point PDE losses (grad-norm refreshes).
+    """
+
+    terms: dict[str, Tensor]
+    pde_ids: Tensor
+    pde_sq: Tensor
+    point_loss: PointLoss | None = None
+
+
+class Problem(Protocol):
+    """What :func:`train` needs from a PINN problem."""
+
+    weighting: PointWeighting
+
+    def trainable(self) -> dict[str, nn.Module]:
+        """Modules whose parameters descend (e.g. ``{"wavefield": net}``)."""
+        ...
+
+    def losses(self, step: int) -> StepLosses:
+        """Loss terms at optimiser step ``step`` (batches chosen from ``step``)."""
+        ...
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` atomically: a kill at any moment leaves the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary unpickling)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f"{path}: no checkpoint to resume from") from None
+    except Exception as exc:  # corrupted, truncated or foreign file
+        raise TrainingError(f"{path}: not a loadable seispinn checkpoint ({exc})") from None
+
+
+def _lr_at(options: TrainOptions, step: int) -> float:
+    frac = step / max(options.steps - 1, 1)
+    return options.lr * (options.lr_final / options.lr) ** frac
+
+
+def _total(losses: StepLosses, weights: dict[str, float]) -> Tensor:
+    return sum(weights.get(k, 1.0) * v for k, v in losses.terms.items())  # type: ignore[return-value]
+
+
+def _check_finite(losses: StepLosses, step: int, last_good: Path | None) -> None:
+    for name, value in losses.terms.items():
+        if not torch.isfinite(value):
+            where = f"; last good checkpoint: {last_good}" if last_good else ""
+            raise TrainingError(
+                f"loss term '{name}' became {float(value.detach())} at step {step}{where}"
+            )
+
+
+def _anneal(
+    problem: Problem,
+    losses: StepLosses,
+    params: list[Tensor],
+    weights: dict[str, float],
+    alpha: float,
+) -> None:
+    def grads(term: Tensor) -> Tensor:
+        g = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        return torch.cat([x.abs().flatten() for x in g if x is not None])
+
+    g_pde = grads(losses.terms["pde"]).max()
+    for name, term in losses.terms.items():
+        if name == "pde" or not term.requires_grad:
+            continue
+        target = float(g_pde / grads(term).mean().clamp_min(1e-12))
+        weights[name] = alpha * weights.get(name, 1.0) + (1 - alpha) * target
+
+
+class _History:
+    def __init__(self, records: list[dict[str, float]] | None = None) -> None:
+        self.records = records or []
+
+    def add(
+        self,
+        step: int,
+        losses: StepLosses,
+        weights: dict[str, float],
+        seconds: float,
+        weighting: PointWeighting,
+    ) -> dict[str, float]:
+        rec = {"step": step, "seconds": seconds}
+        rec.update({f"loss_{k}": float(v.detach()) for k, v in losses.terms.items()})
+        rec.update({f"weight_{k}": v for k, v in weights.items()})
+        rec.update({f"points_{k}": v for k, v in weighting.diagnostics().items()})
+        self.records.append(rec)
+        return rec
+
+
+def train(
+    problem: Problem,
+    options: TrainOptions,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    on_snapshot: Callable[[int], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``problem``; return the history (one record per ``log_every`` steps).
+
+    With ``run_dir``, checkpoints go to ``run_dir/checkpoint.pt`` (atomically) and
+    the history to ``run_dir/history.json``; ``resume`` continues from the
+    checkpoint exactly (same batches, same optimiser state). A non-finite loss
+    term stops with :class:`TrainingError` naming the step, the term and the
+    last good checkpoint. ``on_snapshot(step)`` is called every ``snapshot_every``
+    steps (e.g. to save the γ field).
+    """
+    modules = problem.trainable()
+    params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=options.lr)
+    ascent = problem.weighting.make_ascent_optimizer()
+    weights = {k: float(v) for k, v in options.term_weights.items()}
+    history = _History()
+    start, elapsed = 0, 0.0
+    ckpt = run_dir / "checkpoint.pt" if run_dir else None
+    if resume:
+        if ckpt is None:
+            raise TrainingError("resume needs a run folder")
+        state = load_checkpoint(ckpt)
+        for name, module in modules.items():
+            module.load_state_dict(state["modules"][name])
+        problem.weighting.load_state_dict(state["weighting"])
+        opt.load_state_dict(state["optimizer"])
+        if ascent is not None and state.get("ascent") is not None:
+            ascent.load_state_dict(state["ascent"])
+        weights = {k: float(v) for k, v in state["term_weights"].items()}
+        history = _History(json.loads(state["history"]))
+        start, elapsed = int(state["step"]), float(state["seconds"])
+    last_good = ckpt if (ckpt is not None and ckpt.exists()) else None
+
+    def checkpoint(step: int) -> None:
+        nonlocal last_good
+        if ckpt is None:
+            return
+        save_checkpoint(
+            ckpt,
+            {
+                "step": step,
+                "seconds": elapsed,
+                "modules": {k: m.state_dict() for k, m in modules.items()},
+                "weighting": problem.weighting.state_dict(),
+                "optimizer": opt.state_dict(),
+                "ascent": ascent.state_dict() if ascent is not None else None,
+                "term_weights": weights,
+                "history": json.dumps(history.records),
+                "options": json.dumps(asdict(options)),
+            },
+        )
+        (run_dir / "history.json").write_text(json.dumps(history.records, indent=1))
+        last_good = ckpt
+
+    bar = tqdm(
+        total=options.steps,
+        initial=start,
+        disable=not options.progress,
+        desc="adam",
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
+    for step in range(start, options.steps):
+        t0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(options, step)
+        losses = problem.losses(step)
+        _check_finite(losses, step, last_good)
+        if options.anneal and step % options.anneal_every == 0:
+            _anneal(problem, losses, params, weights, options.anneal_alpha)
+        total = _total(losses, weights)
+        opt.zero_grad(set_to_none=True)
+        if ascent is not None:
+            ascent.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if ascent is not None and not problem.weighting.frozen:
+            ascent.step()
+        problem.weighting.update(step, losses.pde_ids, losses.pde_sq, losses.point_loss)
+        elapsed += time.perf_counter() - t0
+        done = step + 1
+        if step % options.log_every == 0 or done == options.steps:
+            rec = history.add(step, losses, weights, elapsed, problem.weighting)
+            bar.set_postfix({k[5:]: f"{v:.3g}" for k, v in rec.items() if k.startswith("loss_")})
+        if (
+            on_snapshot is not None
+            and options.snapshot_every
+            and step % options.snapshot_every == 0
+        ):
+            on_snapshot(step)
+        if done % options.checkpoint_every == 0 or done == options.steps:
+            checkpoint(done)
+        bar.update(1)
+    bar.close()
+    if options.lbfgs_steps and start <= options.steps:
+        elapsed = _lbfgs(problem, params, options, weights, history, elapsed)
+        checkpoint(options.steps)
+    return history.records
+
+
+def _lbfgs(
+    problem: Problem,
+    params: list[Tensor],
+    options: TrainOptions,
+    weights: dict[str, float],
+    history: _History,
+    elapsed: float,
+) -> float:
+    """L-BFGS on the full-batch loss with the per-point weights frozen."""
+    problem.weighting.freeze()
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=options.lbfgs_steps,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
+    last: list[StepLosses] = []
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        losses = problem.losses(options.steps)
+        _check_finite(losses, options.steps, None)
+        total = _total(losses, weights)
+        total.backward()
+        last[:] = [losses]
+        return total
+
+    t0 = time.perf_counter()
+    opt.step(closure)
+    elapsed += time.perf_counter() - t0
+    if last:
+        history.add(options.steps, last[0], weights, elapsed, problem.weighting)
+    problem.weighting.unfreeze()
+    if not all(math.isfinite(float(v)) for v in last[0].terms.values()):
+        raise TrainingError("L-BFGS diverged")
+    return elapsed

@@ -1,0 +1,260 @@
+"""The wave-equation PINN: residual, derivatives, exact IC, source, training, resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
+from seispinn.pinn.collocation import Box, batch_ids, sample_collocation
+from seispinn.pinn.training import load_checkpoint, train
+from seispinn.pinn.wave import Scales, WavefieldNet, WaveSource, wave_residual
+
+SCALES = Scales(xc=0.0, zc=0.0, lx=500.0, lz=400.0, t_max=0.35, u_scale=0.1)
+
+
+def _points(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    p = torch.rand(n, 3, generator=g, dtype=torch.float64)
+    return p * torch.tensor([1000.0, 800.0, 0.35], dtype=torch.float64) - torch.tensor(
+        [500.0, 400.0, 0.0], dtype=torch.float64
+    )
+
+
+def test_plane_wave_zeroes_the_residual():
+    c, k = 2000.0, 2 * math.pi / 300.0
+    kx, kz = k * 0.6, k * 0.8
+    w = c * k
+    p = _points().requires_grad_(True)
+    u = torch.sin(kx * p[:, 0] + kz * p[:, 1] - w * p[:, 2])
+    g = torch.autograd.grad(u.sum(), p, create_graph=True)[0]
+    h = [torch.autograd.grad(g[:, i].sum(), p, retain_graph=True)[0][:, i] for i in range(3)]
+    r = wave_residual(h[2], h[0] + h[1], torch.full_like(u, c), torch.zeros_like(u))
+    assert r.abs().max() < 1e-6 * (w**2)
+    # A wrong velocity leaves a residual of the size of u_tt.
+    r_bad = wave_residual(h[2], h[0] + h[1], torch.full_like(u, 1.1 * c), torch.zeros_like(u))
+    assert r_bad.abs().max() > 0.1 * w**2
+
+
+@pytest.mark.parametrize("exact_ic", [True, False])
+def test_network_derivatives_match_autograd(exact_ic):
+    torch.manual_seed(0)
+    net = WavefieldNet(SCALES, width=16, depth=2, exact_ic=exact_ic, fourier_features=4).double()
+    p = _points().requires_grad_(True)
+    der = net.derivatives(p)
+    u = net(p)
+    g = torch.autograd.grad(u.sum(), p, create_graph=True)[0]
+    h = [torch.autograd.grad(g[:, i].sum(), p, retain_graph=True)[0][:, i] for i in range(3)]
+    torch.testing.assert_close(der.u, u)
+    torch.testing.assert_close(der.u_tt, h[2])
+    torch.testing.assert_close(der.laplacian, h[0] + h[1])
+    torch.testing.assert_close(net.time_derivative(p), g[:, 2])
+
+
+def test_exact_ic_vanishes_at_t0():
+    torch.manual_seed(1)
+    net = WavefieldNet(SCALES, width=32, depth=3).double()
+    p = _points(200)
+    p[:, 2] = 0.0
+    assert net(p).abs().max() == 0.0
+    assert net.time_derivative(p).abs().max() == 0.0
+    soft = WavefieldNet(SCALES, width=32, depth=3, exact_ic=False).double()
+    assert soft(p).abs().max() > 1e-4
+
+
+def test_source_integrates_to_the_wavelet():
+    src = WaveSource(x=12.0, z=-7.0, sigma=35.0, freq=10.0, delay=0.15)
+    h = 2.0
+    xs = torch.arange(-400.0, 400.0, h, dtype=torch.float64)
+    zz, xx = torch.meshgrid(xs, xs, indexing="ij")
+    for t in (0.1, 0.15, 0.2):
+        pts = torch.stack(
+            [xx.ravel(), zz.ravel(), torch.full((xx.numel(),), t, dtype=torch.float64)], 1
+        )
+        integral = src.density(pts).sum() * h * h
+        expected = float(src.wavelet(torch.tensor(t, dtype=torch.float64)))
+        assert float(integral) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_collocation_ids_and_near_source_share():
+    box = Box(-500, 500, -500, 500, 0.35)
+    s = sample_collocation(
+        box, 10_000, sources=[(0.0, 0.0)], near_source_fraction=0.2, near_source_radius=50.0
+    )
+    assert torch.equal(s.ids, torch.arange(10_000))
+    assert int(s.near_source.sum()) == 2000
+    r = s.points[:, :2].norm(dim=1)
+    assert (r[s.near_source] < 150).float().mean() > 0.95
+    assert (r[~s.near_source] < 150).float().mean() < 0.1
+    assert bool(box.contains(s.points).all())
+    a, b = batch_ids(3, 100, 32, seed=5), batch_ids(3, 100, 32, seed=5)
+    assert torch.equal(a, b)
+    epoch = torch.cat([batch_ids(k, 100, 32, seed=5) for k in range(4)])
+    assert torch.equal(epoch.sort().values, torch.arange(100))
+
+
+def _tiny(name="uniform", steps=60, exact_ic=True, **training):
+    return load_forward_config(
+        None,
+        {
+            "training": {
+                "steps": steps,
+                "log_every": 10,
+                "progress": False,
+                "checkpoint_every": 20,
+                "lr": 2e-3,
+                **training,
+            },
+            "collocation": {"n_points": 2000, "batch_size": 500, "n_ic": 500},
+            "network": {"width": 24, "depth": 2, "exact_ic": exact_ic},
+            "weighting": {"name": name},
+            "reference": {"dx": 10.0, "padding": 200.0},
+        },
+    )
+
+
+def _problem(config):
+    return WaveForwardProblem(config, reference_model(config), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("exact_ic", [True, False])
+def test_short_run_decreases_every_loss_term(exact_ic):
+    torch.set_num_threads(1)
+    config = _tiny(steps=80, exact_ic=exact_ic)
+    history = train(_problem(config), config.training)
+    first, last = history[0], history[-1]
+    terms = [k for k in first if k.startswith("loss_")]
+    assert ("loss_ic" in terms) == (not exact_ic)
+    for k in terms:
+        assert last[k] < first[k], k
+
+
+def test_resume_continues_the_same_trajectory(tmp_path):
+    torch.set_num_threads(1)
+    full = _tiny("sa", steps=40)
+    straight = _problem(full)
+    train(straight, full.training, tmp_path / "a")
+    half = _tiny("sa", steps=40)
+    first = _problem(half)
+    original = first.losses
+
+    def interrupted(step):
+        if step == 27:  # between checkpoints (every 20 steps)
+            raise KeyboardInterrupt
+        return original(step)
+
+    first.losses = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        train(first, half.training, tmp_path / "b")
+    state = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert state["step"] == 20
+    resumed = _problem(half)
+    train(resumed, half.training, tmp_path / "b", resume=True)
+    for (k, a), b in zip(
+        straight.net.state_dict().items(), resumed.net.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+    torch.testing.assert_close(
+        straight.weighting.state_dict()["lam"], resumed.weighting.state_dict()["lam"]
+    )
+
+
+def test_nan_stops_with_step_term_and_checkpoint(tmp_path):
+    config = _tiny(steps=30)
+    problem = _problem(config)
+    train(problem, _tiny(steps=20).training, tmp_path)
+    original = problem.losses
+
+    def poisoned(step):
+        out = original(step)
+        if step >= 25:
+            out.terms["pde"] = out.terms["pde"] * float("nan")
+        return out
+
+    problem.losses = poisoned
+    from seispinn.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=r"'pde' became nan at step 25; last good checkpoint"):
+        train(problem, config.training, tmp_path, resume=True)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 20
+
+
+def test_checkpoint_loading_is_weights_only(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / "checkpoint.pt"
+    torch.save({"x": Evil()}, bad, pickle_protocol=2)
+    from seispinn.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="not a loadable"):
+        load_checkpoint(bad)
+    del pickle
+
+
+def test_reference_model_frame_and_layers():
+    config = load_forward_config(
+        None,
+        {
+            "model": {
+                "generator": "layered",
+                "interfaces": [100.0],
+                "velocities": [2000.0, 3000.0],
+            },
+            "reference": {"dx": 10.0, "padding": 100.0},
+        },
+    )
+    m = reference_model(config)
+    assert m.x0 == pytest.approx(-600.0) and m.z0 == pytest.approx(-600.0)
+    col = m.values[:, 0]
+    z = m.z
+    assert np.all(col[z < 95] == 2000.0) and np.all(col[z > 105] == 3000.0)
+
+
+def test_forward_cli_writes_the_run_folder(tmp_path, capsys):
+    from seispinn.cli import main
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "[network]\nwidth = 16\ndepth = 2\n"
+        "[collocation]\nn_points = 1000\nbatch_size = 250\n"
+        "[weighting]\nname = 'sa'\n"
+        "[training]\nsteps = 6\ncheckpoint_every = 3\nsnapshot_every = 3\nprogress = false\n"
+        "[reference]\ndx = 10.0\npadding = 200.0\nsnapshot_times = [0.2, 0.3]\n"
+    )
+    run = tmp_path / "run"
+    assert main(["forward", "--config", str(config), "--run-dir", str(run)]) == 0
+    for name in ("config.toml", "checkpoint.pt", "history.json", "metrics.json", "snapshots.npz"):
+        assert (run / name).exists(), name
+    assert sorted(p.name for p in (run / "gamma").iterdir()) == [
+        "step_000000.npz",
+        "step_000003.npz",
+        "step_000006.npz",
+    ]
+    g = np.load(run / "gamma" / "step_000006.npz")
+    assert g["points"].shape == (1000, 3) and g["relative_weight"].shape == (1000,)
+    assert g["relative_weight"].mean() == pytest.approx(1.0, rel=1e-5)
+    out = capsys.readouterr().out
+    assert "wavefield error" in out
+
+
+def test_forward_cli_rejects_bad_config_up_front(tmp_path, capsys):
+    from seispinn.cli import main
+
+    config = tmp_path / "bad.toml"
+    config.write_text("[training]\nsteps = 0\n")
+    assert main(["forward", "--config", str(config), "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing would be trained" in err and err.count("\n") == 1
+    config.write_text("[source]\nx = 5000.0\n")
+    assert main(["forward", "--config", str(config)]) == 2
+    assert "outside the scored region" in capsys.readouterr().err
+    config.write_text("[weighting]\nname = 'magic'\n")
+    assert main(["forward", "--config", str(config)]) == 2
+    assert "unknown strategy 'magic'" in capsys.readouterr().err
