@@ -2,6 +2,9 @@
 # checkout and install seispinn with its pinned torch. Needs only Python >= 3.10.
 #   SEISPINN_TORCH   torch requirement (default 2.13.0, a CPU build on CPU machines;
 #                    set e.g. SEISPINN_TORCH=2.13.0+cu126 with a matching index for GPUs)
+#   SEISPINN_TORCH_INDEX  extra package index for torch, e.g.
+#                    https://download.pytorch.org/whl/cpu on a CPU machine whose pip
+#                    would otherwise resolve torch==2.13.0 to PyPI's CUDA build
 #   SEISPINN_PYTHON  interpreter used to create the venv (default python3)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,7 +22,9 @@ want="$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)-$torch_req"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "seispinn: installing $torch_req and seispinn into $venv" >&2
     # torch first and pinned, so nothing later can pull a multi-GB CUDA build.
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$torch_req"
+    index=()
+    [ -n "${SEISPINN_TORCH_INDEX:-}" ] && index=(--extra-index-url "$SEISPINN_TORCH_INDEX")
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check ${index[@]+"${index[@]}"} "$torch_req"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root[test]"
     echo "$want" > "$stamp"
 fi

@@ -12,7 +12,13 @@ import numpy as np
 from seispinn.errors import ModelError
 from seispinn.models import VelocityModel
 
-__all__ = ["ricker", "Acquisition", "surface_line"]
+__all__ = ["ricker", "ricker_fn", "Acquisition", "surface_line"]
+
+
+def ricker_fn(t: np.ndarray, freq: float, delay: float) -> np.ndarray:
+    """Ricker wavelet (peak frequency ``freq`` Hz, peak at ``delay`` s) at times ``t`` (s)."""
+    a = (np.pi * freq * (np.asarray(t) - delay)) ** 2
+    return (1 - 2 * a) * np.exp(-a)
 
 
 def ricker(freq: float, dt: float, nt: int, delay: float | None = None) -> np.ndarray:
@@ -22,20 +28,11 @@ def ricker(freq: float, dt: float, nt: int, delay: float | None = None) -> np.nd
     so a zero initial condition holds.
     """
     delay = 1.5 / freq if delay is None else delay
-    t = np.arange(nt) * dt - delay
-    a = (np.pi * freq * t) ** 2
-    return ((1 - 2 * a) * np.exp(-a)).astype(np.float64)
+    return ricker_fn(np.arange(nt) * dt, freq, delay)
 
 
-def ricker_d2(freq: float, t: np.ndarray, delay: float) -> np.ndarray:
-    """Second time derivative of :func:`ricker` at times ``t`` (s), in 1/s²."""
-    b = (np.pi * freq) ** 2
-    s = np.asarray(t) - delay
-    a = b * s**2
-    return 2 * b * np.exp(-a) * (-3 + 12 * a - 4 * a**2)
-
-
-@dataclass(frozen=True)
+# eq=False: the generated == would compare arrays elementwise and fail.
+@dataclass(frozen=True, eq=False)
 class Acquisition:
     """Sources, receivers and the source signature.
 

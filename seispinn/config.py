@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from seispinn.errors import ConfigError
+from seispinn.errors import ConfigError, SeispinnError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,7 +76,7 @@ def build_section(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
         return cls(**values)
     except TypeError as exc:  # a required key is missing
         raise ConfigError(f"{where}: {exc}") from None
-    except ValueError as exc:  # the dataclass's own range checks
+    except (ValueError, SeispinnError) as exc:  # the dataclass's own range checks
         raise ConfigError(f"{where}: {exc}") from None
 
 

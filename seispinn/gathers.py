@@ -17,7 +17,8 @@ from seispinn.errors import ModelError
 __all__ = ["ShotGathers"]
 
 
-@dataclass(frozen=True)
+# eq=False: the generated == would compare arrays elementwise and fail.
+@dataclass(frozen=True, eq=False)
 class ShotGathers:
     """Shot gathers with their geometry.
 

@@ -23,7 +23,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# eq=False: the generated == would compare arrays elementwise and fail.
+@dataclass(frozen=True, eq=False)
 class VelocityModel:
     """A velocity model on a regular grid.
 
@@ -265,7 +266,7 @@ def marmousi_style(
     warp = (
         dip * (x - width / 2)
         + 0.08 * depth * np.sin(fold_k * x + fold_phase)
-        - ax_h * np.exp(-0.5 * ((x - ax_c) / ax_w) ** 2) * (z / depth)
+        + ax_h * np.exp(-0.5 * ((x - ax_c) / ax_w) ** 2) * (z / depth)
     )
     zeta = z - water + warp  # "stratigraphic depth": constant along a layer
     for _ in range(n_faults):

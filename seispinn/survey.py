@@ -11,7 +11,7 @@ Example (``data/survey.toml``)::
 
     [acquisition]
     n_shots = 5
-    n_receivers = 100
+    n_receivers = 99
     freq = 8.0        # Ricker peak frequency, Hz
     dt = 0.002        # s
     duration = 1.5    # s
@@ -32,6 +32,9 @@ from seispinn.errors import ConfigError
 from seispinn.forward.simulate import ModellingOptions
 
 __all__ = ["ModelSpec", "AcquisitionSpec", "Survey", "load_survey"]
+
+
+_GENERATORS = ("marmousi_style", "homogeneous", "layered", "gaussian_anomaly")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ class ModelSpec:
             raise ValueError(f"nx and nz must be at least 2 (got {self.nx}, {self.nz})")
         if self.dx <= 0:
             raise ValueError(f"dx must be positive (got {self.dx})")
+        if self.generator not in _GENERATORS:
+            raise ValueError(
+                f"unknown generator {self.generator!r} (choose from {', '.join(_GENERATORS)})"
+            )
+        if self.centre and len(self.centre) != 2:
+            raise ValueError(f"centre must be [x, z] in metres, got {list(self.centre)}")
 
     def build(self) -> models_mod.VelocityModel:
         """The velocity model ``[nz, nx]`` (m/s)."""
@@ -71,10 +80,7 @@ class ModelSpec:
             return models_mod.gaussian_anomaly(
                 self.nx, self.nz, self.dx, self.velocity, self.amplitude, tuple(centre), self.radius
             )
-        raise ConfigError(
-            f"unknown model generator {self.generator!r} "
-            "(marmousi_style, homogeneous, layered, gaussian_anomaly)"
-        )
+        raise AssertionError(self.generator)  # unreachable: checked in __post_init__
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class AcquisitionSpec:
     """A surface line: counts, Ricker peak frequency (Hz), dt and duration (s), depths (m)."""
 
     n_shots: int = 5
-    n_receivers: int = 100
+    n_receivers: int = 99
     freq: float = 8.0
     dt: float = 0.002
     duration: float = 1.5

@@ -73,6 +73,31 @@ def test_bad_model_file_is_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "broken.sgy" in err
 
 
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(
+        [
+            "simulate",
+            "--survey",
+            str(ROOT / "data" / "survey.toml"),
+            "--out",
+            str(blocker / "g.sgy"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_shipped_model_regenerates_bit_for_bit(tmp_path):
+    from seispinn.io import write_velocity
+    from seispinn.survey import load_survey
+
+    model = load_survey(ROOT / "data" / "survey.toml").model.build()
+    write_velocity(tmp_path / "m.sgy", model)
+    assert (tmp_path / "m.sgy").read_bytes() == (ROOT / "data" / "model_vp.sgy").read_bytes()
+
+
 def test_demo_reproduces_shipped_gathers(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -35,6 +35,9 @@ def test_shipped_survey_loads():
         ("[model]\ndx = -1.0\n", r"\[model\].*dx must be positive"),
         ("[acquisition]\nduration = 0\n", r"must be positive"),
         ("[modelling]\nfree_surface = 1\n", r"free_surface: expected true or false"),
+        ("[modelling]\naccuracy = 3\n", r"\[modelling\]: accuracy must be 2, 4, 6 or 8"),
+        ("[model]\ngenerator = 'salt'\n", r"\[model\]: unknown generator 'salt'"),
+        ("[model]\ncentre = [1.0]\n", r"centre must be \[x, z\]"),
         ("[model\n", "not valid TOML"),
     ],
 )

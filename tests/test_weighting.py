@@ -439,6 +439,10 @@ def test_factory_and_validation_errors():
         SAOptions(mask="relu")
     with pytest.raises(ConfigError, match="w_min"):
         GradNormOptions(w_min=2.0)
+    with pytest.raises(ConfigError, match="eps > 0"):
+        GradNormOptions(eps=0.0)
+    with pytest.raises(ConfigError, match="fixed point"):
+        SAOptions(mask="square", init=0.0)
     with pytest.raises(ConfigError, match=r"\[0, 3\)"):
         make_weighting("uniform", 3).weighted_loss(torch.ones(2), torch.tensor([0, 3]))
     with pytest.raises(ConfigError, match="LongTensor"):

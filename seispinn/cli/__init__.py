@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SeispinnError as exc:
         print(f"seispinn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output folder that cannot be made, a full disk...
+        print(f"seispinn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"seispinn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -6,13 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from seispinn.errors import SeispinnError
-from seispinn.forward.simulate import simulate
-from seispinn.io import read_shots, read_velocity, write_shots
-from seispinn.plots.seismic import model_and_gathers_figure
-from seispinn.survey import load_survey
 
 
 def _default_data() -> Path:
@@ -38,6 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here so that `seispinn --help` does not load torch and Deepwave.
+    import numpy as np
+
+    from seispinn.forward.simulate import simulate
+    from seispinn.io import read_shots, read_velocity, write_shots
+    from seispinn.plots.seismic import model_and_gathers_figure
+    from seispinn.survey import load_survey
+
     data = args.data or _default_data()
     survey = load_survey(data / "survey.toml")
     model = read_velocity(data / "model_vp.sgy")

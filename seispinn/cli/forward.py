@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from seispinn.config import parse_overrides
-from seispinn.experiments.forward import load_forward_config, run_forward
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here so that `seispinn --help` does not load torch and Deepwave.
+    from seispinn.experiments.forward import load_forward_config, run_forward
+
     overrides = parse_overrides(args.set)
     if args.weighting:
         overrides.setdefault("weighting", {})["name"] = args.weighting

@@ -7,10 +7,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-from seispinn.forward.simulate import simulate
-from seispinn.io import read_velocity, write_shots
-from seispinn.survey import load_survey
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here so that `seispinn --help` does not load torch and Deepwave.
+    from seispinn.forward.simulate import simulate
+    from seispinn.io import read_velocity, write_shots
+    from seispinn.survey import load_survey
+
     survey = load_survey(args.survey)
     if args.model is not None:
         model = read_velocity(args.model, dx=args.dx, dz=args.dz, units=args.units)
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from seispinn.plots.seismic import model_and_gathers_figure
 
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
         model_and_gathers_figure(model, gathers).savefig(args.plot, dpi=120)
         print(f"figure -> {args.plot}")
     return 0

@@ -281,7 +281,7 @@ def fit_points(
         if ascent is not None:
             ascent.step()
         weighting.update(step, ids, sq.detach(), point_loss)
-        if step % 100 == 0 and not torch.isfinite(loss):
+        if not torch.isfinite(loss):
             raise TrainingError(f"diverged at step {step} (loss {loss.item()})")
     if lbfgs_steps:
         weighting.freeze()
@@ -295,7 +295,9 @@ def fit_points(
             loss.backward()
             return loss
 
-        lbfgs.step(closure)
+        final = lbfgs.step(closure)
+        if final is not None and not torch.isfinite(final):
+            raise TrainingError(f"L-BFGS diverged (loss {float(final)})")
 
 
 def _problem(config: RaceConfig) -> dict[str, Tensor]:

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from seispinn.acquisition import ricker_fn
+
 __all__ = ["ricker_fn", "point_source_trace", "gaussian_source_trace"]
-
-
-def ricker_fn(t: np.ndarray, freq: float, delay: float) -> np.ndarray:
-    """Ricker wavelet (peak frequency ``freq`` Hz, peak at ``delay`` s) at times ``t`` (s)."""
-    a = (np.pi * freq * (np.asarray(t) - delay)) ** 2
-    return (1 - 2 * a) * np.exp(-a)
 
 
 def point_source_trace(

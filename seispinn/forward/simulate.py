@@ -58,6 +58,14 @@ class ModellingOptions:
     pml_width: int = 40
     device: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.accuracy not in (2, 4, 6, 8):
+            raise ModelError(f"accuracy must be 2, 4, 6 or 8, got {self.accuracy}")
+        if self.pml_width < 0:
+            raise ModelError(f"pml_width must be >= 0 cells, got {self.pml_width}")
+        if self.source_sigma is not None and not self.source_sigma > 0:
+            raise ModelError(f"source_sigma must be positive (m), got {self.source_sigma}")
+
 
 @dataclass(frozen=True)
 class Snapshots:
@@ -98,6 +106,10 @@ def gaussian_source_weights(
 
 def _device(options: ModellingOptions) -> torch.device:
     if options.device is not None:
+        if options.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(
+                f"device {options.device!r} asked for, but no CUDA device is available"
+            )
         return torch.device(options.device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -232,14 +244,16 @@ def wavefield_snapshots(
         raise ModelError(
             f"snapshot times must lie in [0, {(acquisition.nt - 1) * acquisition.dt}] s"
         )
-    wanted = {int(s): k for k, s in enumerate(steps)}
+    wanted: dict[int, list[int]] = {}
+    for k, s in enumerate(steps):
+        wanted.setdefault(int(s), []).append(k)
     frames = np.zeros((len(steps), model.nz, model.nx), dtype=np.float32)
 
     def grab(state: deepwave.CallbackState) -> None:
-        k = wanted.get(state.step)
-        if k is not None:
+        ks = wanted.get(state.step)
+        if ks:
             field = state.get_wavefield("wavefield_0", view="inner", mode="read")
-            frames[k] = field[0].detach().cpu().numpy()
+            frames[ks] = field[0].detach().cpu().numpy()
 
     # Deepwave's callback at step n holds the field at time n·dt, so propagating
     # one step past the last snapshot is enough.

@@ -359,6 +359,9 @@ class SAOptions:
             raise ConfigError(f"unknown SA optimizer {self.optimizer!r}; choose one of {choices}")
         if not self.lr > 0:
             raise ConfigError(f"SA lr must be positive, got {self.lr}")
+        if self.mask == "square" and self.init == 0:
+            # d(λ²)/dλ = 0 at λ = 0: every mask would stay 0 and nothing would train.
+            raise ConfigError("SA mask 'square' cannot start from init = 0 (a fixed point)")
 
 
 @dataclass(frozen=True)
@@ -385,9 +388,9 @@ class GradNormOptions:
     chunk_size: int | None = None
 
     def __post_init__(self) -> None:
-        if not (self.eps >= 0 and 0 < self.w_min <= 1 <= self.w_max):
+        if not (self.eps > 0 and 0 < self.w_min <= 1 <= self.w_max):
             raise ConfigError(
-                f"grad-norm needs eps >= 0 and 0 < w_min <= 1 <= w_max, got "
+                f"grad-norm needs eps > 0 and 0 < w_min <= 1 <= w_max, got "
                 f"eps={self.eps}, w_min={self.w_min}, w_max={self.w_max}"
             )
         if not 0 <= self.alpha < 1 or self.every < 1:

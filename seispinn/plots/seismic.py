@@ -5,16 +5,13 @@ Never imports training code: every function takes models, gathers or arrays.
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from seispinn.gathers import ShotGathers  # noqa: E402
-from seispinn.models import VelocityModel  # noqa: E402
+from seispinn.gathers import ShotGathers
+from seispinn.models import VelocityModel
 
 __all__ = ["draw_velocity", "draw_gather", "model_and_gathers_figure"]
 
@@ -76,7 +73,9 @@ def model_and_gathers_figure(
 ) -> Figure:
     """The model with the acquisition on top, and up to four shot gathers below."""
     shots = shots if shots is not None else _spread(gathers.n_shots, 4)
-    fig = plt.figure(figsize=(3.2 * max(len(shots), 2), 7.5), layout="constrained")
+    # A bare Figure with its own Agg canvas: no pyplot state, no backend switch.
+    fig = Figure(figsize=(3.2 * max(len(shots), 2), 7.5), layout="constrained")
+    FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, len(shots), height_ratios=[1, 1.4])
     draw_velocity(
         fig.add_subplot(grid[0, :]),

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 __all__ = ["snapshot_comparison_figure"]
 
@@ -36,12 +33,12 @@ def snapshot_comparison_figure(
             {int(round(i)) for i in np.linspace(0, len(times) - 1, min(3, len(times)))}
         )
     ncol = 1 + 2 * len(runs)
-    fig, axes = plt.subplots(
+    fig = Figure(figsize=(2.6 * ncol, 2.5 * len(snapshots)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(
         len(snapshots),
         ncol,
-        figsize=(2.6 * ncol, 2.5 * len(snapshots)),
         squeeze=False,
-        layout="constrained",
     )
     for row, k in enumerate(snapshots):
         scale = float(np.abs(reference[k]).max()) or 1.0
