@@ -51,7 +51,9 @@ def test_network_derivatives_match_autograd(exact_ic):
     torch.testing.assert_close(der.u, u)
     torch.testing.assert_close(der.u_tt, h[2])
     torch.testing.assert_close(der.laplacian, h[0] + h[1])
-    torch.testing.assert_close(net.time_derivative(p), g[:, 2])
+    u_again, u_t = net.value_and_time_derivative(p)
+    torch.testing.assert_close(u_again, u)
+    torch.testing.assert_close(u_t, g[:, 2])
 
 
 def test_exact_ic_vanishes_at_t0():
@@ -60,7 +62,7 @@ def test_exact_ic_vanishes_at_t0():
     p = _points(200)
     p[:, 2] = 0.0
     assert net(p).abs().max() == 0.0
-    assert net.time_derivative(p).abs().max() == 0.0
+    assert net.value_and_time_derivative(p)[1].abs().max() == 0.0
     soft = WavefieldNet(SCALES, width=32, depth=3, exact_ic=False).double()
     assert soft(p).abs().max() > 1e-4
 
@@ -258,3 +260,11 @@ def test_forward_cli_rejects_bad_config_up_front(tmp_path, capsys):
     config.write_text("[weighting]\nname = 'magic'\n")
     assert main(["forward", "--config", str(config)]) == 2
     assert "unknown strategy 'magic'" in capsys.readouterr().err
+
+
+def test_annealing_moves_the_ic_term_weight():
+    torch.set_num_threads(1)
+    config = _tiny(steps=6, exact_ic=False, anneal=True, anneal_every=2, log_every=1)
+    history = train(_problem(config), config.training)
+    assert "weight_ic" in history[-1]
+    assert history[-1]["weight_ic"] != pytest.approx(1.0)

@@ -344,8 +344,9 @@ class WaveForwardProblem:
         sq = self.residual(pts) ** 2
         terms = {"pde": self.weighting.weighted_loss(sq, ids)}
         if not self.config.network.exact_ic:
-            u0 = self.net(self.ic_points) / self.scales.u_scale
-            ut0 = self.net.time_derivative(self.ic_points) * self.scales.t_max / self.scales.u_scale
+            u0, ut0 = self.net.value_and_time_derivative(self.ic_points)
+            u0 = u0 / self.scales.u_scale
+            ut0 = ut0 * self.scales.t_max / self.scales.u_scale
             terms["ic"] = c.ic_weight * ((u0**2).mean() + (ut0**2).mean())
         point_loss = None
         if self.config.weighting.name == "gradnorm":

@@ -143,7 +143,6 @@ def _check_finite(losses: StepLosses, step: int, last_good: Path | None) -> None
 
 
 def _anneal(
-    problem: Problem,
     losses: StepLosses,
     params: list[Tensor],
     weights: dict[str, float],
@@ -257,7 +256,7 @@ def train(
         losses = problem.losses(step)
         _check_finite(losses, step, last_good)
         if options.anneal and step % options.anneal_every == 0:
-            _anneal(problem, losses, params, weights, options.anneal_alpha)
+            _anneal(losses, params, weights, options.anneal_alpha)
         total = _total(losses, weights)
         opt.zero_grad(set_to_none=True)
         if ascent is not None:

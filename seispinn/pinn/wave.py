@@ -158,15 +158,15 @@ class WavefieldNet(nn.Module):
             laplacian=s.u_scale * lap_hat,
         )
 
-    def time_derivative(self, points: Tensor) -> Tensor:
-        """u_t ``[N]`` (physical units), for a soft initial condition."""
+    def value_and_time_derivative(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """u and u_t ``[N]`` (physical units) from one pass, for a soft initial condition."""
         x = self.scales.to_unit(points)
         jet = mlp_jet(self.net, x)
-        n_t = jet.first[:, 2, 0]
+        n, n_t = jet.value[:, 0], jet.first[:, 2, 0]
         if self.exact_ic:
             t = x[:, 2]
-            n_t = 2 * t * jet.value[:, 0] + t * t * n_t
-        return self.scales.u_scale * n_t / self.scales.t_max
+            n, n_t = t * t * n, 2 * t * n + t * t * n_t
+        return self.scales.u_scale * n, self.scales.u_scale * n_t / self.scales.t_max
 
 
 class GridVelocity(nn.Module):
