@@ -5,14 +5,14 @@ Positions in metres (x horizontal, z depth positive down), time in seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from seispinn.errors import ModelError
 from seispinn.models import VelocityModel
 
-__all__ = ["ricker", "ricker_fn", "Acquisition", "surface_line"]
+__all__ = ["ricker", "ricker_fn", "Acquisition", "surface_line", "with_well_receivers"]
 
 
 def ricker_fn(t: np.ndarray, freq: float, delay: float) -> np.ndarray:
@@ -146,3 +146,26 @@ def surface_line(
     )
     acq.check_inside(model)
     return acq
+
+
+def with_well_receivers(
+    acq: Acquisition, model: VelocityModel, well_x: list[float], n_per_well: int
+) -> Acquisition:
+    """``acq`` plus ``n_per_well`` receivers in each vertical well at ``well_x`` (m),
+    evenly from the surface receivers' depth to two cells above the model's bottom
+    (a VSP-style array that records waves transmitted through the model)."""
+    if not well_x or n_per_well < 1:
+        return acq
+    top = float(np.nanmin(acq.receiver_z))
+    bottom = model.z0 + model.dz * (model.nz - 1) - 2 * model.dz
+    wz = np.linspace(top, bottom, n_per_well + 1)[1:]  # the top one is a surface receiver
+    rx = np.concatenate([np.full(n_per_well, x, dtype=float) for x in well_x])
+    rz = np.tile(wz, len(well_x))
+    ns = acq.n_shots
+    out = replace(
+        acq,
+        receiver_x=np.concatenate([acq.receiver_x, np.tile(rx, (ns, 1))], axis=1),
+        receiver_z=np.concatenate([acq.receiver_z, np.tile(rz, (ns, 1))], axis=1),
+    )
+    out.check_inside(model)
+    return out

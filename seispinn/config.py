@@ -57,10 +57,13 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def build_section(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
+def build_section(
+    cls: type[T], values: dict[str, Any] | None, where: str, base: T | None = None
+) -> T:
     """Instantiate dataclass ``cls`` from ``values``, checking keys and types.
 
-    ``where`` (e.g. ``"run.toml [model]"``) prefixes every error message.
+    ``where`` (e.g. ``"run.toml [model]"``) prefixes every error message. Keys
+    not in ``values`` take ``base``'s values when given, else the class defaults.
     """
     values = dict(values or {})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -73,11 +76,43 @@ def build_section(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
     for name, value in values.items():
         values[name] = _coerce(value, hints[name], f"{where} {name}")
     try:
-        return cls(**values)
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)  # type: ignore[type-var]
     except TypeError as exc:  # a required key is missing
         raise ConfigError(f"{where}: {exc}") from None
     except (ValueError, SeispinnError) as exc:  # the dataclass's own range checks
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_sections(
+    defaults: T,
+    sections: dict[str, type],
+    path: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    fresh: frozenset[str] = frozenset(),
+) -> T:
+    """A config dataclass of sections (``defaults`` with each field a section
+    dataclass) from a TOML file (None: defaults only) and ``{section: {key:
+    value}}`` overrides. Unknown sections and keys are errors naming the file;
+    keys a section does not set keep ``defaults``' values, except in ``fresh``
+    sections, which start from their class defaults when given at all.
+    """
+    raw: dict[str, Any] = read_toml(path) if path is not None else {}
+    where = str(path) if path is not None else "config"
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(sections))})"
+        )
+    parts = {
+        name: build_section(
+            cls, raw[name], f"{where} [{name}]", None if name in fresh else getattr(defaults, name)
+        )
+        for name, cls in sections.items()
+        if name in raw
+    }
+    return dataclasses.replace(defaults, **parts)  # type: ignore[type-var]
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

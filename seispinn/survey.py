@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seispinn import models as models_mod
-from seispinn.acquisition import Acquisition, surface_line
+from seispinn.acquisition import Acquisition, surface_line, with_well_receivers
 from seispinn.config import build_section, read_toml
 from seispinn.errors import ConfigError
 from seispinn.forward.simulate import ModellingOptions
@@ -85,7 +85,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class AcquisitionSpec:
-    """A surface line: counts, Ricker peak frequency (Hz), dt and duration (s), depths (m)."""
+    """A surface line: counts, Ricker peak frequency (Hz), dt and duration (s), depths (m);
+    optionally ``well_receivers`` receivers in each vertical well at ``well_x`` (m)."""
 
     n_shots: int = 5
     n_receivers: int = 99
@@ -94,15 +95,19 @@ class AcquisitionSpec:
     duration: float = 1.5
     source_depth: float | None = None
     receiver_depth: float | None = None
+    well_x: tuple[float, ...] = ()
+    well_receivers: int = 0
 
     def __post_init__(self) -> None:
+        if self.well_receivers < 0 or (self.well_x and self.well_receivers == 0):
+            raise ValueError("wells need well_receivers >= 1 (receivers per well)")
         if self.n_shots < 1 or self.n_receivers < 1:
             raise ValueError("n_shots and n_receivers must be at least 1")
         if self.freq <= 0 or self.dt <= 0 or self.duration <= 0:
             raise ValueError("freq, dt and duration must be positive")
 
     def build(self, model: models_mod.VelocityModel) -> Acquisition:
-        return surface_line(
+        acq = surface_line(
             model,
             n_shots=self.n_shots,
             n_receivers=self.n_receivers,
@@ -112,6 +117,7 @@ class AcquisitionSpec:
             source_depth=self.source_depth,
             receiver_depth=self.receiver_depth,
         )
+        return with_well_receivers(acq, model, list(self.well_x), self.well_receivers)
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,17 @@ def test_acquisition_outside_model_names_position():
     acq = Acquisition([50.0], [50.0], [[50.0, 150.0]], [[0.0, 0.0]], 0.001, 10, 10.0, 0.15)
     with pytest.raises(ModelError, match=r"receiver .* x=150.0"):
         acq.check_inside(m)
+
+
+def test_well_receivers_extend_a_surface_line():
+    from seispinn.acquisition import surface_line, with_well_receivers
+    from seispinn.models import homogeneous
+
+    model = homogeneous(61, 41, 10.0, 2000.0)
+    acq = surface_line(model, n_shots=2, n_receivers=5, freq=10.0, dt=0.002, duration=0.2)
+    wells = with_well_receivers(acq, model, [0.0, 600.0], 4)
+    assert wells.receiver_x.shape == (2, 13)
+    np.testing.assert_array_equal(wells.receiver_x[:, 5:9], 0.0)
+    np.testing.assert_array_equal(wells.receiver_x[:, 9:], 600.0)
+    z = wells.receiver_z[0, 5:9]
+    assert z[0] > acq.receiver_z[0, 0] and z[-1] == pytest.approx(380.0) and np.all(np.diff(z) > 0)

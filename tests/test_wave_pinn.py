@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
+from seispinn.experiments.forward import (
+    WaveForwardProblem,
+    load_forward_config,
+    reference_model,
+    run_forward,
+)
 from seispinn.pinn.collocation import Box, batch_ids, sample_collocation
 from seispinn.pinn.training import load_checkpoint, train
 from seispinn.pinn.wave import Scales, WavefieldNet, WaveSource, wave_residual
@@ -268,3 +273,113 @@ def test_annealing_moves_the_ic_term_weight():
     history = train(_problem(config), config.training)
     assert "weight_ic" in history[-1]
     assert history[-1]["weight_ic"] != pytest.approx(1.0)
+
+
+def test_reduced_validation_exact_ic_accuracy():
+    """The validation, scaled down (48×3 network, 8,000 points, 1,000 steps, ~30 s):
+    the exact-IC SA run must beat the trivial field u ≡ 0 (error 1) clearly.
+    Measured: 0.78 (uniform: 0.96).
+
+    The seed's soft-IC claim (SA's source-region residual far below uniform's) is
+    not asserted: it did not reproduce here at any budget (README, forward PINN;
+    at this size SA's source residual was 13.0 vs uniform's 12.2, and its masks
+    put slightly less than average weight there, enrichment 0.95)."""
+    torch.set_num_threads(2)
+    config = load_forward_config(
+        None,
+        {
+            "network": {"width": 48, "depth": 3},
+            "collocation": {"n_points": 8000, "batch_size": 2048},
+            "weighting": {"name": "sa"},
+            "training": {"steps": 1000, "lr": 2e-3, "progress": False},
+            "reference": {"dx": 10.0, "padding": 300.0},
+        },
+    )
+    metrics = run_forward(config, None)
+    assert metrics["wavefield_error"] < 0.9, metrics
+
+
+def test_causal_weights_follow_the_formula():
+    from seispinn.experiments.forward import causal_weights
+
+    t = torch.tensor([0.01, 0.02, 0.12, 0.13, 0.25, 0.33])
+    sq = torch.tensor([1.0, 3.0, 4.0, 0.0, 10.0, 1.0])
+    assert torch.equal(causal_weights(sq, t, 0.35, 4, 0.0), torch.ones(6))
+    w = causal_weights(sq, t, 0.35, 4, 0.5)
+    # bins of 0.0875 s: [0, 0, 1, 1, 2, 3]; bin means L = [2, 2, 10, 1]
+    expected = torch.exp(-0.5 * torch.tensor([0.0, 0.0, 2.0, 2.0, 4.0, 14.0]))
+    assert torch.allclose(w, expected)
+    assert not w.requires_grad
+
+
+def test_sa_normalised_masks_average_one():
+    from seispinn.pinn.weighting import SAOptions, SelfAdaptiveMask
+
+    sa = SelfAdaptiveMask(50, SAOptions(normalise=True))
+    with torch.no_grad():
+        sa.lam.copy_(torch.linspace(0.5, 3.0, 50))
+    w = sa.weights(torch.arange(50))
+    assert float(w.mean()) == pytest.approx(1.0, rel=1e-6)
+    # The ascent still sees m'(λ_i) r_i²: the gradient of λ_i is 2 λ_i r_i² / mean / B.
+    r2 = torch.rand(50)
+    (sa.weights(torch.arange(50)) * r2).mean().backward()
+    mean = float((torch.linspace(0.5, 3.0, 50) ** 2).mean())
+    assert torch.allclose(sa.lam.grad, 2 * sa.lam.detach() * r2 / mean / 50, rtol=1e-5)
+
+
+def test_reference_cache_is_reused_without_modelling(tmp_path, monkeypatch):
+    import seispinn.experiments.forward as fwd
+
+    config = _tiny()
+    model = reference_model(config)
+    ref, times = fwd.cached_reference_snapshots(config, model, tmp_path)
+    assert len(list(tmp_path.glob("reference_*.npz"))) == 1
+
+    def boom(*args, **kwargs):
+        raise AssertionError("modelled again")
+
+    monkeypatch.setattr(fwd, "reference_snapshots", boom)
+    again, times2 = fwd.cached_reference_snapshots(config, model, tmp_path)
+    np.testing.assert_array_equal(again, ref)
+    np.testing.assert_array_equal(times2, times)
+    # A different source is a different reference: it must not be served from the cache.
+    other = load_forward_config(None, {"source": {"freq": 12.0}, "reference": {"dx": 10.0}})
+    with pytest.raises(AssertionError, match="modelled again"):
+        fwd.cached_reference_snapshots(other, reference_model(other), tmp_path)
+
+
+def test_partial_sections_keep_the_recipe_defaults(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[training]\nlr = 5e-4\n[network]\ndepth = 3\n")
+    config = load_forward_config(cfg)
+    assert config.training.lr == 5e-4 and config.training.steps == 4000
+    assert config.network.depth == 3 and config.network.width == 128
+    assert config.weighting.name == "sa"
+
+
+def test_frozen_module_does_not_move_before_its_step():
+    from seispinn.pinn.training import StepLosses, TrainOptions
+    from seispinn.pinn.weighting import make_weighting
+
+    class Two:
+        def __init__(self):
+            torch.manual_seed(0)
+            self.a, self.b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+            self.weighting = make_weighting("uniform", 8)
+            self.x = torch.rand(8, 2)
+
+        def trainable(self):
+            return {"a": self.a, "b": self.b}
+
+        def losses(self, step):
+            sq = (self.a(self.x) + self.b(self.x) - 1.0)[:, 0] ** 2
+            ids = torch.arange(8)
+            return StepLosses({"pde": self.weighting.weighted_loss(sq, ids)}, ids, sq.detach())
+
+    p = Two()
+    b0 = p.b.weight.detach().clone()
+    opts = TrainOptions(steps=5, progress=False, frozen_until={"b": 5}, lr_scale={"a": 2.0})
+    train(p, opts)
+    assert torch.equal(p.b.weight, b0)
+    with pytest.raises(Exception, match="not a trainable module"):
+        train(p, TrainOptions(steps=1, progress=False, frozen_until={"velocity": 3}))

@@ -9,8 +9,10 @@ and writes a run folder: ``config.toml`` (a copy), ``checkpoint.pt``,
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor
 
 from seispinn.acquisition import Acquisition
-from seispinn.config import build_section, read_toml
+from seispinn.config import load_sections
 from seispinn.errors import ConfigError
 from seispinn.forward.analytic import gaussian_source_trace
 from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
@@ -51,6 +53,8 @@ __all__ = [
     "load_forward_config",
     "WaveForwardProblem",
     "run_forward",
+    "causal_weights",
+    "cached_reference_snapshots",
 ]
 
 
@@ -95,7 +99,7 @@ class DomainConfig:
 class NetworkConfig:
     """Wavefield network: see :class:`seispinn.pinn.wave.WavefieldNet`."""
 
-    width: int = 64
+    width: int = 128
     depth: int = 4
     activation: str = "tanh"
     fourier_features: int | None = None
@@ -121,22 +125,37 @@ class CollocationConfig:
 
 @dataclass(frozen=True)
 class WeightingConfig:
-    """Per-point weighting of the PDE term and its options (see docs/weighting.md)."""
+    """Per-point weighting of the PDE term and its options (see docs/weighting.md).
 
-    name: str = "uniform"
+    ``causal_eps`` > 0 adds causal weighting (Wang, Sankaran & Perdikaris 2024) on
+    top: the window is cut into ``causal_bins`` time bins and points in bin i are
+    multiplied by ``exp(−ε Σ_{k<i} L_k)``, L_k the batch's mean squared residual
+    in bin k, so late times train only once earlier ones are fitted.
+    """
+
+    name: str = "sa"
     sa_mask: str = "square"
     sa_init: float = 1.0
     sa_optimizer: str = "adam"
     sa_lr: float = 5e-3
+    sa_normalise: bool = False
+    causal_eps: float = 0.0
+    causal_bins: int = 16
     gradnorm_every: int = 50
     gradnorm_alpha: float = 0.9
     gradnorm_eps: float = 1e-8
     rba_gamma: float = 0.999
     rba_eta: float = 0.01
 
+    def __post_init__(self) -> None:
+        if self.causal_eps < 0 or self.causal_bins < 1:
+            raise ValueError("causal_eps must be >= 0 and causal_bins >= 1")
+
     def options(self) -> object | None:
         if self.name == "sa":
-            return SAOptions(self.sa_mask, self.sa_init, self.sa_optimizer, self.sa_lr)
+            return SAOptions(
+                self.sa_mask, self.sa_init, self.sa_optimizer, self.sa_lr, self.sa_normalise
+            )
         if self.name == "gradnorm":
             return GradNormOptions(
                 eps=self.gradnorm_eps,
@@ -168,7 +187,9 @@ class ForwardConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     collocation: CollocationConfig = field(default_factory=CollocationConfig)
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
-    training: TrainOptions = field(default_factory=TrainOptions)
+    training: TrainOptions = field(
+        default_factory=lambda: TrainOptions(steps=4000, snapshot_every=1000)
+    )
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
 
@@ -188,21 +209,8 @@ def load_forward_config(
     path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
 ) -> ForwardConfig:
     """A :class:`ForwardConfig` from a TOML file (None: defaults) with section overrides."""
-    raw: dict[str, Any] = read_toml(path) if path is not None else {}
+    config = load_sections(ForwardConfig(), _SECTIONS, path, overrides)
     where = str(path) if path is not None else "config"
-    for section, values in (overrides or {}).items():
-        raw.setdefault(section, {}).update(values)
-    unknown = sorted(set(raw) - set(_SECTIONS))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(_SECTIONS))})"
-        )
-    parts = {
-        name: build_section(cls, raw.get(name), f"{where} [{name}]")
-        for name, cls in _SECTIONS.items()
-        if name in raw
-    }
-    config = dataclasses.replace(ForwardConfig(), **parts)
     _check(config, where)
     return config
 
@@ -260,6 +268,29 @@ def reference_snapshots(
         model, acq, list(r.snapshot_times), ModellingOptions(source_sigma=s.sigma, accuracy=8)
     )
     return snaps.values, snaps.times
+
+
+def cached_reference_snapshots(
+    config: ForwardConfig, model: VelocityModel, cache: Path | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`reference_snapshots`, read from / written to ``cache`` (a folder) under
+    a hash of everything the reference depends on, so a study over seeds and
+    weightings models each case once (and a machine without Deepwave can score)."""
+    if cache is None:
+        return reference_snapshots(config, model)
+    key = {k: dataclasses.asdict(getattr(config, k)) for k in ("model", "source", "domain")}
+    key["reference"] = dataclasses.asdict(config.reference)
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache / f"reference_{digest}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return f["values"], f["times"]
+    values, times = reference_snapshots(config, model)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, values=values, times=times)
+    os.replace(tmp, path)  # atomic: parallel runs of one case may race to write it
+    return values, times
 
 
 def amplitude_scale(config: ForwardConfig, c_source: float) -> float:
@@ -342,7 +373,9 @@ class WaveForwardProblem:
         )
         pts = self.points.points[ids]
         sq = self.residual(pts) ** 2
-        terms = {"pde": self.weighting.weighted_loss(sq, ids)}
+        w = self.config.weighting
+        causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
+        terms = {"pde": self.weighting.weighted_loss(sq * causal, ids)}
         if not self.config.network.exact_ic:
             u0, ut0 = self.net.value_and_time_derivative(self.ic_points)
             u0 = u0 / self.scales.u_scale
@@ -391,6 +424,20 @@ class WaveForwardProblem:
         """``[N]`` bool: within ``radius`` m of the source while the wavelet is active."""
         r2 = (pts[:, 0] - self.source.x) ** 2 + (pts[:, 1] - self.source.z) ** 2
         return (r2 <= radius**2) & (pts[:, 2] <= self.source.active_until())
+
+
+def causal_weights(sq: Tensor, t: Tensor, t_max: float, bins: int, eps: float) -> Tensor:
+    """Causal multipliers ``[N]`` (detached): ``exp(−ε Σ_{k<i} L_k)`` for a point in
+    time bin i, L_k the mean of ``sq`` over the batch's points in bin k; all ones
+    when ``eps`` is 0. ``t`` in seconds, ``[N]``."""
+    if eps == 0:
+        return torch.ones_like(sq)
+    k = (t / t_max * bins).long().clamp(0, bins - 1)
+    sums = torch.zeros(bins, dtype=sq.dtype, device=sq.device).index_add_(0, k, sq.detach())
+    counts = torch.zeros_like(sums).index_add_(0, k, torch.ones_like(sq))
+    mean = sums / counts.clamp_min(1)
+    before = torch.cumsum(mean, 0) - mean
+    return torch.exp(-eps * before)[k]
 
 
 class _SquaredResidual(torch.nn.Module):
@@ -449,14 +496,16 @@ def run_forward(
     resume: bool = False,
     config_path: Path | None = None,
     device: str | None = None,
+    reference_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Train the forward PINN and score it against Deepwave; return the metrics.
 
-    With ``run_dir`` the run folder described in the module docstring is written.
+    With ``run_dir`` the run folder described in the module docstring is written;
+    with ``reference_cache`` the Deepwave snapshots are reused across runs.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = reference_model(config)
-    ref, times = reference_snapshots(config, model)
+    ref, times = cached_reference_snapshots(config, model, reference_cache)
     problem = WaveForwardProblem(config, model, dev)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)

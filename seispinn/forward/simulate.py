@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import deepwave
 import numpy as np
 import torch
 
@@ -29,6 +29,9 @@ from seispinn.acquisition import Acquisition
 from seispinn.errors import ModelError
 from seispinn.gathers import ShotGathers
 from seispinn.models import VelocityModel
+
+if TYPE_CHECKING:
+    import deepwave
 
 __all__ = [
     "ModellingOptions",
@@ -137,10 +140,26 @@ def _sources(
     amp = np.zeros((len(shots), n_src, acq.nt))
     loc = np.zeros((len(shots), n_src, 2))
     for k, (cells, w) in enumerate(per_shot):
-        # Padding sources repeat the first cell with zero amplitude: harmless.
-        loc[k] = cells[np.minimum(np.arange(n_src), len(w) - 1)]
+        # A Gaussian clipped by the model's edge has fewer cells than the others;
+        # Deepwave wants unique cells per shot, so pad with unused zero-amplitude cells.
+        loc[k] = _padded_cells(cells, n_src, model.shape)
         amp[k, : len(w)] = w[:, None] * f[None, :]
     return torch.from_numpy(amp), torch.from_numpy(loc)
+
+
+def _padded_cells(cells: np.ndarray, n: int, shape: tuple[int, int]) -> np.ndarray:
+    """``cells`` ``[m, 2]`` followed by ``n − m`` distinct grid cells not among them."""
+    if len(cells) == n:
+        return cells
+    used = {(int(a), int(b)) for a, b in cells}
+    extra: list[tuple[int, int]] = []
+    for flat in range(shape[0] * shape[1]):
+        cell = divmod(flat, shape[1])
+        if cell not in used:
+            extra.append(cell)
+            if len(extra) == n - len(cells):
+                break
+    return np.concatenate([cells, np.asarray(extra, dtype=np.float64)])
 
 
 def _receivers(model: VelocityModel, acq: Acquisition, shots: np.ndarray) -> torch.Tensor:
@@ -162,6 +181,10 @@ def _propagate(
     callback: deepwave.Callback | None = None,
     nt: int | None = None,
 ) -> torch.Tensor:
+    # Imported here: loading Deepwave's kernels costs a second, and code that only
+    # reads cached references (a PINN study on a machine without it) never needs it.
+    import deepwave
+
     acq.check_inside(model)
     dev = _device(options)
     amp, src_loc = _sources(model, acq, options, shots)

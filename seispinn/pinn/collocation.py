@@ -14,7 +14,7 @@ from torch import Tensor
 
 from seispinn.errors import ConfigError
 
-__all__ = ["Box", "CollocationSet", "sample_collocation", "batch_ids"]
+__all__ = ["Box", "CollocationSet", "sample_collocation", "sample_shot_collocation", "batch_ids"]
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,30 @@ class CollocationSet:
         points: the coordinates.
         ids: stable integer ids, a LongTensor.
         near_source: ``[N]`` bool, True for the points drawn around a source.
+        shot: ``[N]`` long, the shot each point belongs to (all 0 for one source).
     """
 
     points: Tensor
     ids: Tensor
     near_source: Tensor
+    shot: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.shot is None:
+            object.__setattr__(
+                self, "shot", torch.zeros(len(self.ids), dtype=torch.long, device=self.ids.device)
+            )
 
     def __len__(self) -> int:
         return self.points.shape[0]
 
     def to(self, device: torch.device | str) -> CollocationSet:
+        assert self.shot is not None
         return CollocationSet(
-            self.points.to(device), self.ids.to(device), self.near_source.to(device)
+            self.points.to(device),
+            self.ids.to(device),
+            self.near_source.to(device),
+            self.shot.to(device),
         )
 
 
@@ -109,6 +121,41 @@ def sample_collocation(
         [torch.zeros(n_uniform, dtype=torch.bool), torch.ones(n_near, dtype=torch.bool)]
     )
     return CollocationSet(points, torch.arange(n_points), flags)
+
+
+def sample_shot_collocation(
+    box: Box,
+    n_points: int,
+    *,
+    sources: list[tuple[float, float]],
+    near_source_fraction: float = 0.2,
+    near_source_radius: float = 50.0,
+    seed: int = 0,
+) -> CollocationSet:
+    """:func:`sample_collocation` for each shot in turn (an equal share of the
+    ``n_points`` each, near-source points around that shot's source), with
+    ``shot`` set and ids ``0..N−1`` over the whole set."""
+    if not sources:
+        raise ConfigError("sample_shot_collocation needs at least one source")
+    shares = [n_points // len(sources) + (k < n_points % len(sources)) for k in range(len(sources))]
+    parts = [
+        sample_collocation(
+            box,
+            n,
+            sources=[src],
+            near_source_fraction=near_source_fraction,
+            near_source_radius=near_source_radius,
+            seed=seed * 7919 + k,
+        )
+        for k, (src, n) in enumerate(zip(sources, shares, strict=True))
+    ]
+    shot = torch.cat([torch.full((len(p),), k, dtype=torch.long) for k, p in enumerate(parts)])
+    return CollocationSet(
+        torch.cat([p.points for p in parts]),
+        torch.arange(n_points),
+        torch.cat([p.near_source for p in parts]),
+        shot,
+    )
 
 
 def batch_ids(step: int, n_points: int, batch_size: int, seed: int = 0) -> Tensor:

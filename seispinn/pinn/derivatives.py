@@ -42,11 +42,13 @@ class Jet:
         self.second = second
 
     @classmethod
-    def of_inputs(cls, x: Tensor) -> Jet:
-        """The jet of the identity at points ``x`` ``[B, d]``."""
+    def of_inputs(cls, x: Tensor, dims: int | None = None) -> Jet:
+        """The jet of the identity at points ``x`` ``[B, d]``, along the first ``dims``
+        inputs (all by default): the rest (a shot coordinate, say) are parameters."""
         b, d = x.shape
-        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(b, d, d)
-        return cls(x, eye, torch.zeros(b, d, d, dtype=x.dtype, device=x.device))
+        k = d if dims is None else dims
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)[:k].expand(b, k, d)
+        return cls(x, eye, torch.zeros(b, k, d, dtype=x.dtype, device=x.device))
 
     def linear(self, layer: nn.Linear) -> Jet:
         w = layer.weight.T
@@ -83,7 +85,7 @@ def _fourier(jet: Jet, layer: FourierFeatures) -> Jet:
     )
 
 
-def mlp_jet(mlp: MLP, x: Tensor) -> Jet:
+def mlp_jet(mlp: MLP, x: Tensor, dims: int | None = None) -> Jet:
     """Value, first and pure second derivatives of ``mlp`` at points ``x`` ``[B, d]``.
 
     Supports :class:`MLP` built from ``nn.Linear``, ``nn.Tanh``, :class:`Sine` and
@@ -91,9 +93,10 @@ def mlp_jet(mlp: MLP, x: Tensor) -> Jet:
 
     Returns:
         A :class:`Jet` whose ``value`` is ``[B, out]`` and ``first``/``second``
-        are ``[B, d, out]``.
+        are ``[B, dims, out]`` (derivatives along the first ``dims`` inputs, all
+        ``d`` by default).
     """
-    jet = Jet.of_inputs(x)
+    jet = Jet.of_inputs(x, dims)
     for layer in mlp.layers:
         if isinstance(layer, nn.Linear):
             jet = jet.linear(layer)

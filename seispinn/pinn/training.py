@@ -35,6 +35,10 @@ class TrainOptions:
         steps: Adam steps.
         lr, lr_final: Adam learning rate, decayed geometrically from lr to lr_final.
         lbfgs_steps: L-BFGS iterations after Adam (λ frozen), 0 for none.
+        lr_scale: learning-rate factor per trainable module name (e.g. a velocity
+            network that should move slower than the wavefield), 1 by default.
+        frozen_until: per trainable module name, the step before which it does not
+            move (e.g. the velocity network while the wavefield first fits the data).
         seed: torch seed for initialisation and batches.
         term_weights: fixed weight per loss term name (missing: 1).
         anneal: gradient-magnitude annealing of the non-PDE terms (Wang et al. 2021):
@@ -51,6 +55,8 @@ class TrainOptions:
     lbfgs_steps: int = 0
     seed: int = 0
     term_weights: dict[str, float] = field(default_factory=dict)
+    lr_scale: dict[str, float] = field(default_factory=dict)
+    frozen_until: dict[str, int] = field(default_factory=dict)
     anneal: bool = False
     anneal_every: int = 100
     anneal_alpha: float = 0.9
@@ -198,8 +204,21 @@ def train(
     steps (e.g. to save the γ field).
     """
     modules = problem.trainable()
-    params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=options.lr)
+    unknown = sorted((set(options.lr_scale) | set(options.frozen_until)) - set(modules))
+    if unknown:
+        raise ConfigError(
+            f"lr_scale/frozen_until name {unknown[0]!r}, not a trainable module ({sorted(modules)})"
+        )
+    groups = [
+        {
+            "params": [p for p in m.parameters() if p.requires_grad],
+            "lr_scale": float(options.lr_scale.get(name, 1.0)),
+            "frozen_until": int(options.frozen_until.get(name, 0)),
+        }
+        for name, m in modules.items()
+    ]
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=options.lr)
     ascent = problem.weighting.make_ascent_optimizer()
     weights = {k: float(v) for k, v in options.term_weights.items()}
     history = _History()
@@ -252,7 +271,8 @@ def train(
     for step in range(start, options.steps):
         t0 = time.perf_counter()
         for group in opt.param_groups:
-            group["lr"] = _lr_at(options, step)
+            moving = step >= group["frozen_until"]
+            group["lr"] = _lr_at(options, step) * group["lr_scale"] * moving
         losses = problem.losses(step)
         _check_finite(losses, step, last_good)
         if options.anneal and step % options.anneal_every == 0:

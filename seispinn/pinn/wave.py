@@ -31,6 +31,8 @@ __all__ = [
     "GridVelocity",
     "wave_residual",
     "WaveDerivatives",
+    "MultiShotWavefield",
+    "gaussian_source_density",
 ]
 
 
@@ -53,9 +55,11 @@ class Scales:
     u_scale: float
 
     def to_unit(self, points: Tensor) -> Tensor:
-        """``[N, 3]`` physical ``(x, z, t)`` -> ``[N, 3]`` scaled ``(x̂, ẑ, t̂)``."""
-        centre = points.new_tensor([self.xc, self.zc, 0.0])
-        size = points.new_tensor([self.lx, self.lz, self.t_max])
+        """``[N, 3]`` physical ``(x, z, t)`` -> ``[N, 3]`` scaled ``(x̂, ẑ, t̂)``; a 4th
+        column (a source's x, m) is scaled like x."""
+        k = points.shape[1]
+        centre = points.new_tensor([self.xc, self.zc, 0.0, self.xc][:k])
+        size = points.new_tensor([self.lx, self.lz, self.t_max, self.lx][:k])
         return (points - centre) / size
 
 
@@ -81,9 +85,9 @@ class WaveSource:
 
     def density(self, points: Tensor) -> Tensor:
         """s(x, z, t) ``[N]`` at physical points ``[N, 3]`` (1/m² per unit of f)."""
-        r2 = (points[:, 0] - self.x) ** 2 + (points[:, 1] - self.z) ** 2
-        g = torch.exp(-0.5 * r2 / self.sigma**2) / (2 * math.pi * self.sigma**2)
-        return self.wavelet(points[:, 2]) * g
+        xs = points.new_full((points.shape[0],), self.x)
+        zs = points.new_full((points.shape[0],), self.z)
+        return gaussian_source_density(points, xs, zs, self.sigma, self.freq, self.delay)
 
     def active_until(self) -> float:
         """End (s) of the wavelet's active window: |f| < 1e-3 after ``delay + 1.2/freq``."""
@@ -110,6 +114,8 @@ class WavefieldNet(nn.Module):
         scales: physical <-> network units.
         width, depth, activation, fourier_features, fourier_scale: see :class:`MLP`.
         exact_ic: impose the initial condition through the network's form.
+        shot_input: take ``[N, 4]`` points whose 4th column is the source's x (m),
+            one network for every shot of a line; derivatives stay in (x, z, t).
     """
 
     def __init__(
@@ -122,14 +128,16 @@ class WavefieldNet(nn.Module):
         fourier_features: int | None = None,
         fourier_scale: float = 1.0,
         exact_ic: bool = True,
+        shot_input: bool = False,
     ) -> None:
         super().__init__()
         self.scales = scales
         self.exact_ic = exact_ic
-        self.net = MLP(3, 1, width, depth, activation, fourier_features, fourier_scale)
+        n_in = 4 if shot_input else 3
+        self.net = MLP(n_in, 1, width, depth, activation, fourier_features, fourier_scale)
 
     def forward(self, points: Tensor) -> Tensor:
-        """u ``[N]`` at physical points ``[N, 3]``."""
+        """u ``[N]`` at physical points ``[N, 3]`` (``[N, 4]`` with ``shot_input``)."""
         x = self.scales.to_unit(points)
         n = self.net(x)[:, 0]
         if self.exact_ic:
@@ -140,7 +148,7 @@ class WavefieldNet(nn.Module):
         """u, u_tt and ∇²u at physical points ``[N, 3]``, in physical units."""
         s = self.scales
         x = s.to_unit(points)
-        jet = mlp_jet(self.net, x)
+        jet = mlp_jet(self.net, x, dims=3)
         n = jet.value[:, 0]
         n_x, n_z, n_t = jet.first[:, :, 0].unbind(1)
         n_xx, n_zz, n_tt = jet.second[:, :, 0].unbind(1)
@@ -161,12 +169,71 @@ class WavefieldNet(nn.Module):
     def value_and_time_derivative(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """u and u_t ``[N]`` (physical units) from one pass, for a soft initial condition."""
         x = self.scales.to_unit(points)
-        jet = mlp_jet(self.net, x)
+        jet = mlp_jet(self.net, x, dims=3)
         n, n_t = jet.value[:, 0], jet.first[:, 2, 0]
         if self.exact_ic:
             t = x[:, 2]
             n, n_t = t * t * n, 2 * t * n + t * t * n_t
         return self.scales.u_scale * n, self.scales.u_scale * n_t / self.scales.t_max
+
+
+class MultiShotWavefield(nn.Module):
+    """Wavefields of several shots: ``u(x, z, t; shot)``.
+
+    ``'shared'``: one :class:`WavefieldNet` with the source's x as a 4th input
+    (parameters and cost independent of the number of shots; shots of a line
+    differ by a shift the network can share). ``'per_shot'``: one network per
+    shot (no sharing; cost and parameters grow with the shot count).
+
+    Args:
+        scales: physical <-> network units.
+        source_x: ``[shot]`` source x positions (m).
+        mode: ``'shared'`` or ``'per_shot'``.
+        **net: :class:`WavefieldNet` options (width, depth, activation, ...).
+    """
+
+    def __init__(
+        self, scales: Scales, source_x: list[float], mode: str = "shared", **net: object
+    ) -> None:
+        super().__init__()
+        if mode not in ("shared", "per_shot"):
+            raise ValueError(f"wavefield mode must be 'shared' or 'per_shot', got {mode!r}")
+        self.mode = mode
+        self.scales = scales
+        self.register_buffer("source_x", torch.tensor(source_x, dtype=torch.float32))
+        if mode == "shared":
+            self.nets = nn.ModuleList([WavefieldNet(scales, shot_input=True, **net)])  # type: ignore[arg-type]
+        else:
+            self.nets = nn.ModuleList(
+                [WavefieldNet(scales, **net) for _ in source_x]  # type: ignore[arg-type]
+            )
+
+    def _shared_input(self, points: Tensor, shot: Tensor) -> Tensor:
+        return torch.cat([points, self.source_x[shot][:, None]], dim=1)
+
+    def forward(self, points: Tensor, shot: Tensor) -> Tensor:
+        """u ``[N]`` at physical points ``[N, 3]`` of shots ``shot`` ``[N]`` (long)."""
+        if self.mode == "shared":
+            return self.nets[0](self._shared_input(points, shot))
+        out = points.new_zeros(points.shape[0])
+        for k, net in enumerate(self.nets):
+            idx = (shot == k).nonzero()[:, 0]
+            if idx.numel():
+                out = out.index_put((idx,), net(points[idx]))
+        return out
+
+    def derivatives(self, points: Tensor, shot: Tensor) -> WaveDerivatives:
+        """u, u_tt, ∇²u ``[N]`` at points ``[N, 3]`` of shots ``shot`` ``[N]``."""
+        if self.mode == "shared":
+            return self.nets[0].derivatives(self._shared_input(points, shot))
+        parts = [points.new_zeros(points.shape[0]) for _ in range(3)]
+        for k, net in enumerate(self.nets):
+            idx = (shot == k).nonzero()[:, 0]
+            if idx.numel():
+                d = net.derivatives(points[idx])
+                for j, v in enumerate((d.u, d.u_tt, d.laplacian)):
+                    parts[j] = parts[j].index_put((idx,), v)
+        return WaveDerivatives(*parts)
 
 
 class GridVelocity(nn.Module):
@@ -190,6 +257,17 @@ class GridVelocity(nn.Module):
         top = v[iz, ix] * (1 - wx) + v[iz, ix1] * wx
         bottom = v[iz1, ix] * (1 - wx) + v[iz1, ix1] * wx
         return top * (1 - wz) + bottom * wz
+
+
+def gaussian_source_density(
+    points: Tensor, xs: Tensor, zs: Tensor, sigma: float, freq: float, delay: float
+) -> Tensor:
+    """s(x, z, t) ``[N]`` of per-point sources at ``xs``, ``zs`` ``[N]`` (m): the
+    :class:`WaveSource` density, for points of several shots in one batch."""
+    r2 = (points[:, 0] - xs) ** 2 + (points[:, 1] - zs) ** 2
+    g = torch.exp(-0.5 * r2 / sigma**2) / (2 * math.pi * sigma**2)
+    a = (math.pi * freq * (points[:, 2] - delay)) ** 2
+    return (1 - 2 * a) * torch.exp(-a) * g
 
 
 def wave_residual(u_tt: Tensor, laplacian: Tensor, c: Tensor, s: Tensor) -> Tensor:

@@ -344,12 +344,16 @@ class SAOptions:
             ``λ ← λ + lr ∇λ L``, which keeps relative growth that Adam normalises away).
         lr: ascent learning rate. For ``'sgd'`` the step is ``lr · m'(λ_i) r_i² / B``
             (B = batch size), so scale it with the batch.
+        normalise: divide the masks by their mean over all points (a constant for
+            the descent step), so growing masks do not inflate the PDE term against
+            the other terms and far-field points keep a weight near 1 on average.
     """
 
     mask: str = "square"
     init: float = 1.0
     optimizer: str = "adam"
     lr: float = 5e-3
+    normalise: bool = False
 
     def __post_init__(self) -> None:
         if self.mask not in MASKS:
@@ -665,7 +669,11 @@ class SelfAdaptiveMask(PointWeighting):
         self._mask = MASKS[self.options.mask]
 
     def weights(self, ids: Tensor) -> Tensor:
-        return self._mask(self.lam[ids])
+        w = self._mask(self.lam[ids])
+        if self.options.normalise:
+            # Detached: the ascent must see m'(λ_i) r_i², not a gradient through the mean.
+            w = w / self._mask(self.lam.detach()).mean().clamp_min(1e-12)
+        return w
 
     def ascent_parameters(self) -> list[nn.Parameter]:
         return [self.lam] if self.lam.requires_grad else []

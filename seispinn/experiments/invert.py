@@ -1,0 +1,573 @@
+"""PINN full-waveform inversion: a wavefield network and a velocity network trained on
+the wave equation and the recorded traces, scored on held-out receivers.
+
+A run is described by a TOML config (see ``examples/invert_anomaly.toml``) and
+writes a run folder: ``config.toml`` (a copy), ``config.json`` (resolved),
+``observed.sgy`` / ``true.sgy`` (when the data are synthesised from a survey),
+``checkpoint.pt``, ``history.json``, ``gamma/step_XXXXXX.npz``, ``inverted.sgy``
+(the velocity network on the starting model's grid), ``metrics.json``.
+
+In Python::
+
+    from seispinn.experiments.invert import InvertConfig, invert
+    result = invert(gathers, start, InvertConfig(), run_dir="runs/inv", true=model)
+    write_velocity("inverted.sgy", result.model)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seispinn.acquisition import Acquisition
+from seispinn.config import load_sections
+from seispinn.errors import ConfigError
+from seispinn.experiments.forward import WeightingConfig, causal_weights
+from seispinn.forward.analytic import gaussian_source_trace
+from seispinn.forward.simulate import ModellingOptions, simulate
+from seispinn.gathers import ShotGathers
+from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
+from seispinn.models import VelocityModel, homogeneous
+from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
+from seispinn.pinn.training import StepLosses, TrainOptions, train
+from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
+from seispinn.pinn.wave import (
+    MultiShotWavefield,
+    Scales,
+    gaussian_source_density,
+    wave_residual,
+)
+from seispinn.pinn.weighting import PointLoss, PointWeighting, make_weighting
+from seispinn.survey import load_survey
+
+__all__ = [
+    "DataConfig",
+    "SourceConfig",
+    "NetworkConfig",
+    "CollocationConfig",
+    "InvertConfig",
+    "load_invert_config",
+    "InversionInputs",
+    "prepare_inputs",
+    "InversionProblem",
+    "InversionResult",
+    "invert",
+    "run_inversion",
+    "anomaly_region",
+]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the observed traces and the starting model come from.
+
+    Attributes:
+        survey: a survey TOML (``data/survey.toml`` form): its model is the truth,
+            its shots are simulated with the configured source and written to the
+            run folder as ``observed.sgy`` / ``true.sgy``, then read back.
+        shots: observed shot gathers (SEG-Y), when there is no ``survey``.
+        start: starting model (SEG-Y); else ``start_velocity`` (homogeneous, m/s)
+            or the true model smoothed by ``start_smoothing`` metres.
+        true_model: a SEG-Y true model for scoring (a survey provides its own).
+        dx, dz: spacing (m) for SEG-Y models whose headers do not carry it.
+        holdout_every: every k-th receiver of each shot is held out of the data
+            term and used for scoring (0: none).
+        max_time: use traces up to this time (s); 0: the whole record.
+        time_stride: use every k-th sample of the traces.
+    """
+
+    survey: str = ""
+    shots: str = ""
+    start: str = ""
+    start_velocity: float = 0.0
+    start_smoothing: float = 0.0
+    true_model: str = ""
+    dx: float | None = None
+    dz: float | None = None
+    holdout_every: int = 4
+    max_time: float = 0.0
+    time_stride: int = 1
+
+    def __post_init__(self) -> None:
+        if bool(self.survey) == bool(self.shots):
+            raise ValueError("give exactly one of survey (synthetic data) and shots (SEG-Y)")
+        if self.holdout_every < 0 or self.time_stride < 1 or self.max_time < 0:
+            raise ValueError("holdout_every >= 0, time_stride >= 1 and max_time >= 0 required")
+        if not (self.start or self.start_velocity > 0 or self.start_smoothing > 0):
+            raise ValueError("give a starting model: start, start_velocity or start_smoothing")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The source the data were made with: Gaussian width σ (m), Ricker peak frequency
+    (Hz) and delay (s); 0 takes the survey's frequency and a delay of 1.5/freq."""
+
+    sigma: float = 20.0
+    freq: float = 0.0
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.sigma <= 0 or self.freq < 0 or self.delay < 0:
+            raise ValueError("sigma must be positive, freq and delay non-negative")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Wavefield network (exact initial condition); ``shots``: ``'shared'`` (the
+    source x as an input) or ``'per_shot'`` (one network per shot)."""
+
+    width: int = 128
+    depth: int = 4
+    activation: str = "tanh"
+    fourier_features: int | None = None
+    fourier_scale: float = 1.0
+    shots: str = "shared"
+
+    def __post_init__(self) -> None:
+        if self.shots not in ("shared", "per_shot"):
+            raise ValueError(f"shots must be 'shared' or 'per_shot', got {self.shots!r}")
+
+
+@dataclass(frozen=True)
+class CollocationConfig:
+    """PDE points (shared equally by the shots), their near-source share and radius
+    (m), the PDE batch and the data batch (trace samples per step)."""
+
+    n_points: int = 40000
+    near_source_fraction: float = 0.17
+    near_source_radius: float = 50.0
+    batch_size: int = 4096
+    data_batch: int = 4096
+
+    def __post_init__(self) -> None:
+        if min(self.n_points, self.batch_size, self.data_batch) < 1:
+            raise ValueError("n_points, batch_size and data_batch must be >= 1")
+
+
+@dataclass(frozen=True)
+class InvertConfig:
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(survey="data/survey.toml", start_smoothing=100.0)
+    )
+    source: SourceConfig = field(default_factory=SourceConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    velocity: VelocityNetOptions = field(default_factory=VelocityNetOptions)
+    collocation: CollocationConfig = field(default_factory=CollocationConfig)
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    training: TrainOptions = field(
+        default_factory=lambda: TrainOptions(
+            steps=3000, snapshot_every=500, term_weights={"data": 1.0}
+        )
+    )
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "source": SourceConfig,
+    "network": NetworkConfig,
+    "velocity": VelocityNetOptions,
+    "collocation": CollocationConfig,
+    "weighting": WeightingConfig,
+    "training": TrainOptions,
+}
+
+
+def load_invert_config(
+    path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+) -> InvertConfig:
+    """An :class:`InvertConfig` from a TOML file (None: defaults) with section overrides.
+    Relative paths in ``[data]`` are taken relative to the config file."""
+    # [data] starts afresh: a file naming its shots must not inherit the default survey.
+    config = load_sections(InvertConfig(), _SECTIONS, path, overrides, fresh=frozenset({"data"}))
+    if config.weighting.name not in ("uniform", "gradnorm", "sa", "rba"):
+        raise ConfigError(f"{path or 'config'} [weighting] name: unknown {config.weighting.name!r}")
+    if path is None:
+        return config
+    base = Path(path).parent
+    d = config.data
+    fixed = {
+        k: str(base / v) if v and not Path(v).is_absolute() and not Path(v).exists() else v
+        for k, v in (
+            ("survey", d.survey),
+            ("shots", d.shots),
+            ("start", d.start),
+            ("true_model", d.true_model),
+        )
+    }
+    return dataclasses.replace(config, data=dataclasses.replace(d, **fixed))
+
+
+# ------------------------------------------------------------------------------------
+# Inputs: observed gathers, starting model, optional truth
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InversionInputs:
+    """What an inversion starts from.
+
+    Attributes:
+        gathers: observed traces ``[shot, receiver, time]``.
+        start: starting velocity ``[nz, nx]`` (m/s); its grid is the output grid.
+        source: the source (σ, freq, delay all set).
+        true: the true model for scoring, if known.
+    """
+
+    gathers: ShotGathers
+    start: VelocityModel
+    source: SourceConfig
+    true: VelocityModel | None = None
+
+
+def prepare_inputs(config: InvertConfig, run_dir: Path | None = None) -> InversionInputs:
+    """Read (or synthesise, write and read back) the observed data and the models."""
+    d, src = config.data, config.source
+    true = read_velocity(d.true_model, dx=d.dx, dz=d.dz) if d.true_model else None
+    if d.survey:
+        survey = load_survey(d.survey)
+        true = survey.model.build()
+        acq = survey.acquisition.build(true)
+        freq = src.freq or acq.freq
+        delay = src.delay or 1.5 / freq
+        acq = dataclasses.replace(acq, freq=freq, delay=delay)
+        options = dataclasses.replace(survey.modelling, source_sigma=src.sigma)
+        gathers = simulate(true, acq, options)
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_shots(run_dir / "observed.sgy", gathers)
+            write_velocity(run_dir / "true.sgy", true)
+            gathers = read_shots(run_dir / "observed.sgy")
+            true = read_velocity(run_dir / "true.sgy")
+    else:
+        gathers = read_shots(d.shots)
+        if not src.freq:
+            raise ConfigError(
+                "[source] freq is needed with SEG-Y shots (the wavelet is not stored)"
+            )
+        freq, delay = src.freq, src.delay or 1.5 / src.freq
+    if d.start:
+        start = read_velocity(d.start, dx=d.dx, dz=d.dz)
+    elif d.start_velocity > 0:
+        grid = true if true is not None else None
+        if grid is None:
+            raise ConfigError("start_velocity needs a grid: give a survey or a true_model")
+        start = homogeneous(grid.nx, grid.nz, grid.dx, d.start_velocity, dz=grid.dz)
+        start = dataclasses.replace(start, x0=grid.x0, z0=grid.z0)
+    else:
+        if true is None:
+            raise ConfigError("start_smoothing needs a true model: give a survey or a true_model")
+        start = true.smoothed(d.start_smoothing)
+    source = SourceConfig(src.sigma, freq, delay)
+    return InversionInputs(gathers, start, source, true)
+
+
+def _holdout_mask(gathers: ShotGathers, every: int) -> np.ndarray:
+    """``[shot, receiver]`` bool: True for held-out receivers (every k-th, offset k//2)."""
+    r = np.arange(gathers.data.shape[1])[None, :]
+    held = (r % every == every // 2) if every else np.zeros_like(r, dtype=bool)
+    return np.broadcast_to(held, gathers.receiver_mask.shape) & gathers.receiver_mask
+
+
+# ------------------------------------------------------------------------------------
+# The problem
+# ------------------------------------------------------------------------------------
+
+
+class InversionProblem:
+    """Loss terms of the PINN inversion at a step (implements ``training.Problem``).
+
+    Terms: ``pde`` (per-point weighted, residual in units of U/T²) and ``data``
+    (mean squared misfit at the used receivers, divided by the observed traces'
+    mean square, so 1 means "predicts zero").
+    """
+
+    def __init__(self, config: InvertConfig, inputs: InversionInputs, device: torch.device):
+        self.config, self.inputs, self.device = config, inputs, device
+        g, start, src = inputs.gathers, inputs.start, inputs.source
+        x_min, x_max = float(start.x[0]), float(start.x[-1])
+        z_min, z_max = float(start.z[0]), float(start.z[-1])
+        t_max = float(g.times[-1]) if not config.data.max_time else config.data.max_time
+        self.box = Box(x_min, x_max, z_min, z_max, t_max)
+        c_src = float(np.median(start.at(g.source_x, g.source_z)))
+        self.scales = Scales(
+            xc=(x_min + x_max) / 2,
+            zc=(z_min + z_max) / 2,
+            lx=(x_max - x_min) / 2,
+            lz=(z_max - z_min) / 2,
+            t_max=t_max,
+            u_scale=_peak_amplitude(src, c_src, t_max),
+        )
+        torch.manual_seed(config.training.seed)
+        n = config.network
+        self.wavefield = MultiShotWavefield(
+            self.scales,
+            [float(x) for x in g.source_x],
+            n.shots,
+            width=n.width,
+            depth=n.depth,
+            activation=n.activation,
+            fourier_features=n.fourier_features,
+            fourier_scale=n.fourier_scale,
+        ).to(device)
+        self.velocity = VelocityNet(self.scales, start, config.velocity).to(device)
+        c = config.collocation
+        self.points: CollocationSet = sample_shot_collocation(
+            self.box,
+            c.n_points,
+            sources=list(zip(g.source_x.tolist(), g.source_z.tolist(), strict=True)),
+            near_source_fraction=c.near_source_fraction,
+            near_source_radius=c.near_source_radius,
+            seed=config.training.seed,
+        ).to(device)
+        self.source_x = torch.tensor(g.source_x, dtype=torch.float32, device=device)
+        self.source_z = torch.tensor(g.source_z, dtype=torch.float32, device=device)
+        self.weighting: PointWeighting = make_weighting(
+            config.weighting.name, c.n_points, config.weighting.options()
+        ).to(device)
+        self.held_out = _holdout_mask(g, config.data.holdout_every)
+        pts, shot, obs = _data_samples(
+            g, ~self.held_out & g.receiver_mask, t_max, config.data.time_stride
+        )
+        self.data_points = torch.tensor(pts, dtype=torch.float32, device=device)
+        self.data_shot = torch.tensor(shot, dtype=torch.long, device=device)
+        self.data_obs = torch.tensor(obs, dtype=torch.float32, device=device)
+        self.data_ms = float(np.mean(obs.astype(np.float64) ** 2)) or 1.0
+        self._point_residual = _PointResidual(self)
+
+    def trainable(self) -> dict[str, torch.nn.Module]:
+        return {"wavefield": self.wavefield, "velocity": self.velocity}
+
+    def residual(self, points: Tensor, shot: Tensor) -> Tensor:
+        """PDE residual ``[N]`` at physical points ``[N, 3]`` of shots ``[N]`` (U/T²)."""
+        s = self.inputs.source
+        der = self.wavefield.derivatives(points, shot)
+        c = self.velocity(points[:, 0], points[:, 1])
+        dens = gaussian_source_density(
+            points, self.source_x[shot], self.source_z[shot], s.sigma, s.freq, s.delay
+        )
+        r = wave_residual(der.u_tt, der.laplacian, c, dens)
+        return r * (self.scales.t_max**2 / self.scales.u_scale)
+
+    def data_misfit(self, ids: Tensor) -> Tensor:
+        """Mean squared trace misfit over data samples ``ids``, over the observed
+        mean square (dimensionless)."""
+        u = self.wavefield(self.data_points[ids], self.data_shot[ids])
+        return ((u - self.data_obs[ids]) ** 2).mean() / self.data_ms
+
+    def losses(self, step: int) -> StepLosses:
+        c, seed = self.config.collocation, self.config.training.seed
+        ids = batch_ids(step, len(self.points), c.batch_size, seed).to(self.device)
+        pts = self.points.points[ids]
+        assert self.points.shot is not None
+        shot = self.points.shot[ids]
+        sq = self.residual(pts, shot) ** 2
+        w = self.config.weighting
+        causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
+        dids = batch_ids(step, len(self.data_obs), c.data_batch, seed + 1).to(self.device)
+        terms = {
+            "pde": self.weighting.weighted_loss(sq * causal, ids),
+            "data": self.data_misfit(dids),
+        }
+        point_loss = None
+        if w.name == "gradnorm":
+            packed = torch.cat([pts, shot[:, None].float()], dim=1)
+            point_loss = PointLoss(self._point_residual, self._point_loss, packed)
+        return StepLosses(terms, ids, sq.detach(), point_loss)
+
+    def _point_loss(self, params: dict[str, Tensor], packed: Tensor) -> Tensor:
+        return torch.func.functional_call(self._point_residual, params, (packed,))
+
+
+class _PointResidual(torch.nn.Module):
+    """r² ``[N]`` of packed points ``[N, 4]`` (x, z, t, shot) as a module whose
+    parameters are both networks' (for grad-norm's per-point gradients)."""
+
+    def __init__(self, problem: InversionProblem) -> None:
+        super().__init__()
+        self.wavefield = problem.wavefield
+        self.velocity = problem.velocity
+        self._problem = [problem]  # a list: not a submodule
+
+    def forward(self, packed: Tensor) -> Tensor:
+        return self._problem[0].residual(packed[:, :3], packed[:, 3].long()) ** 2
+
+
+def _peak_amplitude(source: SourceConfig, c: float, t_max: float) -> float:
+    """U: the analytic peak |u| one σ from the source in a medium of velocity c."""
+    t = np.linspace(0.0, t_max, 400)
+    trace = gaussian_source_trace(source.sigma, 0.0, c, t, source.freq, source.delay, source.sigma)
+    return float(np.abs(trace).max())
+
+
+def _data_samples(
+    gathers: ShotGathers, use: np.ndarray, t_max: float, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trace samples as points ``[M, 3]`` (x, z, t), shots ``[M]`` and values ``[M]``
+    for receivers where ``use`` ``[shot, receiver]`` holds, times ≤ t_max."""
+    times = gathers.times
+    k = np.nonzero(times <= t_max + 1e-9)[0][::stride]
+    s_idx, r_idx = np.nonzero(use)
+    rx = gathers.receiver_x[s_idx, r_idx]
+    rz = gathers.receiver_z[s_idx, r_idx]
+    n_t = len(k)
+    pts = np.stack([np.repeat(rx, n_t), np.repeat(rz, n_t), np.tile(times[k], len(s_idx))], axis=1)
+    obs = gathers.data[s_idx[:, None], r_idx[:, None], k[None, :]].reshape(-1)
+    return pts, np.repeat(s_idx, n_t), obs
+
+
+# ------------------------------------------------------------------------------------
+# Scoring and the run
+# ------------------------------------------------------------------------------------
+
+
+def anomaly_region(true: VelocityModel, start: VelocityModel, fraction: float = 0.2) -> np.ndarray:
+    """``[nz, nx]`` bool: where the truth differs from the start by more than
+    ``fraction`` of the largest difference (the anomaly, for an anomaly test)."""
+    diff = np.abs(true.values - start.values)
+    return diff > fraction * diff.max() if diff.max() > 0 else np.zeros_like(diff, dtype=bool)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def velocity_scores(
+    inverted: VelocityModel, start: VelocityModel, true: VelocityModel
+) -> dict[str, float]:
+    """Relative L2 velocity errors of the inverted and starting models, over the
+    whole model and inside :func:`anomaly_region`, and the reduction inside it."""
+    region = anomaly_region(true, start)
+    out = {
+        "velocity_error": _rel(inverted.values, true.values),
+        "start_velocity_error": _rel(start.values, true.values),
+    }
+    if region.any():
+        err_in = np.linalg.norm((inverted.values - true.values)[region])
+        err_start = np.linalg.norm((start.values - true.values)[region])
+        out["anomaly_error_ratio"] = float(err_in / max(err_start, 1e-30))
+        out["anomaly_error_reduction"] = 1.0 - out["anomaly_error_ratio"]
+    return out
+
+
+def heldout_misfit(model: VelocityModel, inputs: InversionInputs, held_out: np.ndarray) -> float:
+    """Relative L2 misfit at the held-out receivers of ``model``'s Deepwave traces."""
+    g, s = inputs.gathers, inputs.source
+    if not held_out.any():
+        return float("nan")
+    s_idx, r_idx = np.nonzero(held_out)
+    obs, sim = [], []
+    for shot in np.unique(s_idx):
+        rec = r_idx[s_idx == shot]
+        acq = Acquisition(
+            [g.source_x[shot]],
+            [g.source_z[shot]],
+            g.receiver_x[shot, rec][None],
+            g.receiver_z[shot, rec][None],
+            g.dt,
+            g.nt,
+            s.freq,
+            s.delay,
+        )
+        traces = simulate(model, acq, ModellingOptions(source_sigma=s.sigma))
+        sim.append(traces.data[0])
+        obs.append(g.data[shot, rec])
+    return _rel(np.concatenate(sim), np.concatenate(obs))
+
+
+@dataclass
+class InversionResult:
+    """The inverted model ``[nz, nx]`` (m/s) on the start's grid, the metrics and
+    the training history."""
+
+    model: VelocityModel
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+    problem: InversionProblem
+
+
+def invert(
+    inputs: InversionInputs,
+    config: InvertConfig | None = None,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    score_heldout: bool = True,
+) -> InversionResult:
+    """Train the wavefield and velocity networks; return the inverted model and scores.
+
+    With ``run_dir`` it writes checkpoints, ``history.json``, γ snapshots,
+    ``inverted.sgy`` and ``metrics.json``; ``resume`` continues from the checkpoint.
+    """
+    config = config or InvertConfig()
+    run_dir = Path(run_dir) if run_dir is not None else None
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    problem = InversionProblem(config, inputs, dev)
+    if run_dir is not None:
+        (run_dir / "gamma").mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+
+    def snapshot(step: int) -> None:
+        if run_dir is not None:
+            _save_gamma(problem, run_dir / "gamma" / f"step_{step:06d}.npz")
+
+    t0 = time.perf_counter()
+    history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)
+    snapshot(config.training.steps)
+    model = problem.velocity.to_model(inputs.start)
+    metrics: dict[str, Any] = {
+        "weighting": config.weighting.name,
+        "seed": config.training.seed,
+        "steps": config.training.steps,
+        "train_seconds": history[-1]["seconds"] if history else time.perf_counter() - t0,
+        "final_losses": {
+            k[5:]: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")
+        },
+    }
+    if inputs.true is not None:
+        metrics.update(velocity_scores(model, inputs.start, inputs.true))
+    if score_heldout and problem.held_out.any():
+        metrics["heldout_misfit"] = heldout_misfit(model, inputs, problem.held_out)
+        metrics["start_heldout_misfit"] = heldout_misfit(inputs.start, inputs, problem.held_out)
+    if run_dir is not None:
+        write_velocity(run_dir / "inverted.sgy", model)
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return InversionResult(model, metrics, history, problem)
+
+
+def run_inversion(
+    config: InvertConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    config_path: Path | None = None,
+    device: str | None = None,
+) -> InversionResult:
+    """The CLI's run: prepare the inputs (from SEG-Y or a survey), invert, write."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config_path is not None and not resume:
+        shutil.copyfile(config_path, run_dir / "config.toml")
+    inputs = prepare_inputs(config, run_dir)
+    return invert(inputs, config, run_dir, resume=resume, device=device)
+
+
+def _save_gamma(problem: InversionProblem, path: Path) -> None:
+    """Per-point weights (relative to their mean) with their points and shots."""
+    assert problem.points.shot is not None
+    np.savez_compressed(
+        path,
+        points=problem.points.points.cpu().numpy(),
+        shot=problem.points.shot.cpu().numpy(),
+        ids=problem.points.ids.cpu().numpy(),
+        relative_weight=problem.weighting.relative_weights().cpu().numpy().astype(np.float32),
+        sources=np.stack([problem.source_x.cpu().numpy(), problem.source_z.cpu().numpy()], 1),
+    )

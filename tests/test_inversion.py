@@ -1,0 +1,253 @@
+"""PINN inversion: bounded velocity network, data term, multi-shot wavefields, a reduced
+anomaly inversion, the CLI and the Python API from SEG-Y to SEG-Y."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from seispinn.cli import main
+from seispinn.errors import ConfigError
+from seispinn.experiments.invert import (
+    CollocationConfig,
+    InversionInputs,
+    InversionProblem,
+    InvertConfig,
+    SourceConfig,
+    anomaly_region,
+    load_invert_config,
+)
+from seispinn.gathers import ShotGathers
+from seispinn.models import gaussian_anomaly, homogeneous
+from seispinn.pinn.derivatives import mlp_jet
+from seispinn.pinn.networks import MLP
+from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
+from seispinn.pinn.wave import MultiShotWavefield, Scales
+
+SCALES = Scales(xc=500.0, zc=250.0, lx=500.0, lz=250.0, t_max=0.5, u_scale=1e-4)
+
+
+def _blow_up(module: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 50.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_velocity_network_respects_its_bounds_for_any_weights(seed):
+    start = gaussian_anomaly(101, 51, 10.0, 2000.0, 400.0, (500.0, 250.0), 80.0)
+    x = torch.rand(5000) * 1400 - 200  # also outside the model
+    z = torch.rand(5000) * 800 - 150
+    pert = VelocityNet(SCALES, start, VelocityNetOptions(max_perturbation=0.25))
+    c0 = pert.start(x, z)
+    assert torch.allclose(pert(x, z), c0)  # zero last layer: starts at c0
+    _blow_up(pert, seed)
+    c = pert(x, z)
+    assert torch.all(c >= 0.75 * c0 - 1e-3) and torch.all(c <= 1.25 * c0 + 1e-3)
+    assert (c - c0).abs().max() > 0.2 * c0.min()  # the weights did push it to the bounds
+    bounded = VelocityNet(SCALES, None, VelocityNetOptions("bounds", c_min=1500, c_max=4500))
+    _blow_up(bounded, seed)
+    cb = bounded(x, z)
+    assert cb.min() >= 1500 and cb.max() <= 4500 and cb.max() - cb.min() > 2000
+
+
+def test_perturbation_mode_needs_a_start_and_options_are_checked():
+    with pytest.raises(ConfigError, match="starting model"):
+        VelocityNet(SCALES, None, VelocityNetOptions())
+    with pytest.raises(ConfigError, match="max_perturbation"):
+        VelocityNetOptions(max_perturbation=1.5)
+
+
+def test_jet_along_the_first_inputs_matches_autograd():
+    torch.manual_seed(0)
+    mlp = MLP(4, 1, 16, 2).double()
+    x = torch.rand(32, 4, dtype=torch.float64, requires_grad=True)
+    jet = mlp_jet(mlp, x, dims=3)
+    assert jet.first.shape == (32, 3, 1)
+    g = torch.autograd.grad(mlp(x).sum(), x, create_graph=True)[0]
+    for k in range(3):
+        h = torch.autograd.grad(g[:, k].sum(), x, retain_graph=True)[0][:, k]
+        assert torch.allclose(jet.first[:, k, 0], g[:, k], atol=1e-12)
+        assert torch.allclose(jet.second[:, k, 0], h, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["shared", "per_shot"])
+def test_multishot_wavefield_derivatives_and_initial_condition(mode):
+    torch.manual_seed(0)
+    wf = MultiShotWavefield(SCALES, [200.0, 500.0, 800.0], mode, width=16, depth=2).double()
+    pts = torch.rand(60, 3, dtype=torch.float64) * torch.tensor([1000.0, 500.0, 0.5])
+    shot = torch.arange(60) % 3
+    d = wf.derivatives(pts, shot)
+    assert torch.allclose(d.u, wf(pts, shot), atol=1e-14)
+    pts_g = pts.clone().requires_grad_(True)
+    u = wf(pts_g, shot)
+    g = torch.autograd.grad(u.sum(), pts_g, create_graph=True)[0]
+    hs = [torch.autograd.grad(g[:, k].sum(), pts_g, retain_graph=True)[0][:, k] for k in range(3)]
+    assert torch.allclose(d.u_tt, hs[2], rtol=1e-8, atol=1e-12)
+    assert torch.allclose(d.laplacian, hs[0] + hs[1], rtol=1e-8, atol=1e-16)
+    t0 = pts.clone()
+    t0[:, 2] = 0
+    assert wf(t0, shot).abs().max() == 0  # exact initial condition
+    # Shots differ: the same point gives different fields for different shots.
+    assert not torch.allclose(wf(pts, torch.zeros_like(shot)), wf(pts, torch.ones_like(shot)))
+
+
+def _analytic(x, z, t, shot):
+    return np.sin(0.013 * x + 0.007 * z - 40.0 * t + shot) * np.exp(-3 * t)
+
+
+class _AnalyticWavefield(torch.nn.Module):
+    def forward(self, points, shot):
+        p = points.double()
+        return torch.sin(0.013 * p[:, 0] + 0.007 * p[:, 1] - 40.0 * p[:, 2] + shot) * torch.exp(
+            -3 * p[:, 2]
+        )
+
+
+def _small_inputs(receiver_offset: float = 0.0) -> InversionInputs:
+    start = homogeneous(101, 51, 10.0, 2000.0)
+    rx = np.array([[103.7, 251.3, 399.9, 512.2, 733.3], [98.1, 300.05, 455.5, 600.6, 870.2]])
+    rz = np.full_like(rx, 23.4)
+    dt, nt = 0.004, 120
+    t = dt * np.arange(nt)
+    data = np.stack(
+        [_analytic(rx[s, :, None], rz[s, :, None], t[None], s) for s in range(2)]
+    ).astype(np.float32)
+    gathers = ShotGathers(data, [250.0, 750.0], [20.0, 20.0], rx + receiver_offset, rz, dt)
+    return InversionInputs(gathers, start, SourceConfig(20.0, 10.0, 0.15))
+
+
+def _config(holdout_every: int) -> InvertConfig:
+    base = InvertConfig()
+    return dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, holdout_every=holdout_every),
+        collocation=CollocationConfig(n_points=200, data_batch=10_000),
+    )
+
+
+def test_data_term_is_zero_when_the_network_reproduces_the_traces():
+    config = _config(holdout_every=0)
+    problem = InversionProblem(config, _small_inputs(), torch.device("cpu"))
+    problem.wavefield = _AnalyticWavefield()
+    ids = torch.arange(len(problem.data_obs))
+    assert len(ids) == 2 * 5 * 120
+    assert float(problem.data_misfit(ids)) < 1e-12
+    # Receivers between grid nodes are used where they are: moving them by half a
+    # cell (what snapping would do) makes the term clearly non-zero.
+    moved = InversionProblem(config, _small_inputs(receiver_offset=5.0), torch.device("cpu"))
+    moved.wavefield = _AnalyticWavefield()
+    assert float(moved.data_misfit(ids)) > 1e-3
+
+
+def test_held_out_receivers_never_enter_the_data_term():
+    config = _config(holdout_every=2)
+    problem = InversionProblem(config, _small_inputs(), torch.device("cpu"))
+    held = problem.held_out
+    assert held.sum() == 4  # receivers 1 and 3 of each shot
+    used_x = set(np.round(problem.data_points[:, 0].numpy(), 2).tolist())
+    g = problem.inputs.gathers
+    for s, r in zip(*np.nonzero(held), strict=True):
+        assert round(float(g.receiver_x[s, r]), 2) not in used_x
+
+
+def test_anomaly_region_marks_the_anomaly():
+    true = gaussian_anomaly(101, 51, 10.0, 2000.0, 400.0, (500.0, 250.0), 80.0)
+    start = homogeneous(101, 51, 10.0, 2000.0)
+    region = anomaly_region(true, start)
+    iz, ix = np.nonzero(region)
+    assert abs(ix.mean() * 10 - 500) < 11 and abs(iz.mean() * 10 - 250) < 11
+    assert 0.01 < region.mean() < 0.2
+
+
+def _reduced_anomaly_config(tmp_path, weighting="sa", steps=300):
+    survey = tmp_path / "survey.toml"
+    survey.write_text(
+        """
+[model]
+generator = "gaussian_anomaly"
+nx = 41
+nz = 31
+dx = 10.0
+velocity = 2000.0
+amplitude = 500.0
+centre = [200.0, 170.0]
+radius = 60.0
+[acquisition]
+n_shots = 2
+n_receivers = 20
+freq = 15.0
+dt = 0.002
+duration = 0.3
+source_depth = 20.0
+receiver_depth = 20.0
+"""
+    )
+    return load_invert_config(
+        None,
+        {
+            "data": {"survey": str(survey), "start_velocity": 2000.0, "holdout_every": 4},
+            "source": {"sigma": 15.0, "freq": 15.0, "delay": 0.1},
+            "network": {"width": 48, "depth": 3},
+            "velocity": {"width": 24, "depth": 2},
+            "collocation": {"n_points": 6000, "batch_size": 1024, "data_batch": 1024},
+            "weighting": {"name": weighting},
+            "training": {"steps": steps, "lr": 2e-3, "progress": False, "checkpoint_every": 100},
+        },
+    )
+
+
+def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
+    config = _reduced_anomaly_config(tmp_path, steps=4)
+    cfg = tmp_path / "inv.toml"
+    d = dataclasses.asdict(config)
+    lines = []
+    for section in ("data", "source", "network", "velocity", "collocation", "weighting"):
+        lines.append(f"[{section}]")
+        for k, v in d[section].items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {json.dumps(v)}")
+    lines += ["[training]", "steps = 4", "progress = false", "snapshot_every = 2"]
+    cfg.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["invert", "--config", str(cfg), "--run-dir", str(run), "--steps", "4"]) == 0
+    for name in (
+        "config.toml",
+        "config.json",
+        "observed.sgy",
+        "true.sgy",
+        "checkpoint.pt",
+        "history.json",
+        "inverted.sgy",
+        "metrics.json",
+    ):
+        assert (run / name).exists(), name
+    assert sorted(p.name for p in (run / "gamma").iterdir())[0] == "step_000000.npz"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.isfinite(metrics["heldout_misfit"]) and metrics["steps"] == 4
+    # Resume continues without error and keeps the run folder valid.
+    assert (
+        main(["invert", "--config", str(cfg), "--run-dir", str(run), "--steps", "6", "--resume"])
+        == 0
+    )
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 6
+
+
+def test_invert_cli_rejects_bad_config_with_one_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[data]\nshots = "missing.sgy"\nstart_velocity = 2000.0\n[velocty]\nwidth = 3\n')
+    assert main(["invert", "--config", str(cfg), "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown section [velocty]" in err[0] and "bad.toml" in err[0]
+    cfg.write_text(
+        '[data]\nshots = "missing.sgy"\nstart_velocity = 2000.0\n[source]\nfreq = 10.0\n'
+    )
+    assert main(["invert", "--config", str(cfg), "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.sgy" in err[0]
