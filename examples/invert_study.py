@@ -19,6 +19,8 @@ import torch
 
 from seispinn.experiments import study
 from seispinn.experiments.invert import load_invert_config, run_inversion
+from seispinn.io import read_velocity
+from seispinn.plots.inversion import inversion_figure
 
 
 def _one(job: dict) -> dict:
@@ -53,6 +55,7 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     study.add_arguments(p)
+    p.add_argument("--plot", type=Path, help="figure of true/start/inverted per case (first seed)")
     args = p.parse_args()
     results = study.run_jobs(
         _one,
@@ -66,6 +69,28 @@ def main() -> None:
         ),
     )
     print(table(results))
+    if args.plot:
+        plot(results, Path(args.out), args.plot)
+
+
+def plot(results: list[dict], out: Path, path: Path) -> None:
+    """One figure per case and variant: true / start / inverted (one per weighting)."""
+    for case, variant in sorted({(r["case"], r["variant"]) for r in results}):
+        seed = min(r["seed"] for r in results if r["case"] == case and r["variant"] == variant)
+        runs = {
+            w: out / case / variant / f"{w}_seed{seed}"
+            for w in study.ORDER
+            if (out / case / variant / f"{w}_seed{seed}" / "inverted.sgy").exists()
+        }
+        first = next(iter(runs.values()))
+        fig = inversion_figure(
+            read_velocity(first / "true.sgy"),
+            read_velocity(first / "start.sgy"),
+            {w: read_velocity(d / "inverted.sgy") for w, d in runs.items()},
+        )
+        target = path.with_name(f"{path.stem}_{case}_{variant}{path.suffix}")
+        fig.savefig(target, dpi=90)
+        print(f"wrote {target}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ A run is described by a TOML config (see ``examples/invert_anomaly.toml``) and
 writes a run folder: ``config.toml`` (a copy), ``config.json`` (resolved),
 ``observed.sgy`` / ``true.sgy`` (when the data are synthesised from a survey),
 ``checkpoint.pt``, ``history.json``, ``gamma/step_XXXXXX.npz``, ``inverted.sgy``
-(the velocity network on the starting model's grid), ``metrics.json``.
+(the velocity network on the starting model's grid), ``start.sgy``, ``metrics.json``.
 
 In Python::
 
@@ -52,6 +52,7 @@ from seispinn.survey import load_survey
 __all__ = [
     "DataConfig",
     "SourceConfig",
+    "PhysicsConfig",
     "NetworkConfig",
     "CollocationConfig",
     "InvertConfig",
@@ -74,6 +75,8 @@ class DataConfig:
         survey: a survey TOML (``data/survey.toml`` form): its model is the truth,
             its shots are simulated with the configured source and written to the
             run folder as ``observed.sgy`` / ``true.sgy``, then read back.
+        crop_x, crop_z: ``[min, max]`` (m) to cut the survey's model to before
+            the acquisition is laid out on it (a small crop of a large model).
         shots: observed shot gathers (SEG-Y), when there is no ``survey``.
         start: starting model (SEG-Y); else ``start_velocity`` (homogeneous, m/s)
             or the true model smoothed by ``start_smoothing`` metres.
@@ -86,6 +89,8 @@ class DataConfig:
     """
 
     survey: str = ""
+    crop_x: tuple[float, ...] = ()
+    crop_z: tuple[float, ...] = ()
     shots: str = ""
     start: str = ""
     start_velocity: float = 0.0
@@ -102,6 +107,8 @@ class DataConfig:
             raise ValueError("give exactly one of survey (synthetic data) and shots (SEG-Y)")
         if self.holdout_every < 0 or self.time_stride < 1 or self.max_time < 0:
             raise ValueError("holdout_every >= 0, time_stride >= 1 and max_time >= 0 required")
+        if any(len(c) not in (0, 2) for c in (self.crop_x, self.crop_z)):
+            raise ValueError("crop_x and crop_z must be [min, max] in metres")
         if not (self.start or self.start_velocity > 0 or self.start_smoothing > 0):
             raise ValueError("give a starting model: start, start_velocity or start_smoothing")
 
@@ -154,11 +161,26 @@ class CollocationConfig:
 
 
 @dataclass(frozen=True)
+class PhysicsConfig:
+    """How the PDE residual is written. ``'velocity'``: r = u_tt − c²(∇²u − s);
+    ``'slowness'``: the same divided by (c/c₀)², c₀ the starting velocity at the
+    sources, so the source term no longer scales with c and cannot pull the
+    velocity network to shrink the residual where the source acts."""
+
+    residual: str = "slowness"
+
+    def __post_init__(self) -> None:
+        if self.residual not in ("velocity", "slowness"):
+            raise ValueError(f"residual must be 'velocity' or 'slowness', got {self.residual!r}")
+
+
+@dataclass(frozen=True)
 class InvertConfig:
     data: DataConfig = field(
         default_factory=lambda: DataConfig(survey="data/survey.toml", start_smoothing=100.0)
     )
     source: SourceConfig = field(default_factory=SourceConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     velocity: VelocityNetOptions = field(default_factory=VelocityNetOptions)
     collocation: CollocationConfig = field(default_factory=CollocationConfig)
@@ -173,6 +195,7 @@ class InvertConfig:
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "source": SourceConfig,
+    "physics": PhysicsConfig,
     "network": NetworkConfig,
     "velocity": VelocityNetOptions,
     "collocation": CollocationConfig,
@@ -235,6 +258,8 @@ def prepare_inputs(config: InvertConfig, run_dir: Path | None = None) -> Inversi
     if d.survey:
         survey = load_survey(d.survey)
         true = survey.model.build()
+        if d.crop_x or d.crop_z:
+            true = true.crop(tuple(d.crop_x) or None, tuple(d.crop_z) or None)  # type: ignore[arg-type]
         acq = survey.acquisition.build(true)
         freq = src.freq or acq.freq
         delay = src.delay or 1.5 / freq
@@ -298,6 +323,7 @@ class InversionProblem:
         t_max = float(g.times[-1]) if not config.data.max_time else config.data.max_time
         self.box = Box(x_min, x_max, z_min, z_max, t_max)
         c_src = float(np.median(start.at(g.source_x, g.source_z)))
+        self.c_ref = c_src
         self.scales = Scales(
             xc=(x_min + x_max) / 2,
             zc=(z_min + z_max) / 2,
@@ -355,6 +381,8 @@ class InversionProblem:
             points, self.source_x[shot], self.source_z[shot], s.sigma, s.freq, s.delay
         )
         r = wave_residual(der.u_tt, der.laplacian, c, dens)
+        if self.config.physics.residual == "slowness":
+            r = r * (self.c_ref / c) ** 2
         return r * (self.scales.t_max**2 / self.scales.u_scale)
 
     def data_misfit(self, ids: Tensor) -> Tensor:
@@ -540,6 +568,7 @@ def invert(
         metrics["start_heldout_misfit"] = heldout_misfit(inputs.start, inputs, problem.held_out)
     if run_dir is not None:
         write_velocity(run_dir / "inverted.sgy", model)
+        write_velocity(run_dir / "start.sgy", inputs.start)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return InversionResult(model, metrics, history, problem)
 
