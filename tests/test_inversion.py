@@ -301,3 +301,25 @@ def test_inversion_figure_has_models_and_error_panels():
     # half-way model: half the start's error
     rel = [float(t.split("L2 ")[1].rstrip(")")) for t in errs]
     assert rel[2] == pytest.approx(rel[0] / 2, rel=0.01) and rel[1] == rel[0]
+
+
+def test_residual_forms_differ_by_powers_of_the_velocity():
+    from seispinn.experiments.invert import PhysicsConfig
+
+    base = _config(holdout_every=0)
+    res = {}
+    for form in ("velocity", "slowness", "symmetric"):
+        config = dataclasses.replace(base, physics=PhysicsConfig(form))
+        problem = InversionProblem(config, _small_inputs(), torch.device("cpu"))
+        with torch.no_grad():  # a velocity that is not the start's, so the forms differ
+            for p in problem.velocity.parameters():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+        pts, shot = problem.points.points[:300], problem.points.shot[:300]
+        c = problem.velocity(pts[:, 0], pts[:, 1]).detach()
+        res[form] = (problem.residual(pts, shot).detach(), c, problem.c_ref)
+    r_v, c, c0 = res["velocity"]
+    assert (c / c0 - 1).abs().max() > 0.05
+    assert torch.allclose(res["slowness"][0], r_v * (c0 / c) ** 2, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(res["symmetric"][0], r_v * (c0 / c), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="residual"):
+        PhysicsConfig("other")

@@ -165,13 +165,18 @@ class PhysicsConfig:
     """How the PDE residual is written. ``'velocity'``: r = u_tt − c²(∇²u − s);
     ``'slowness'``: the same divided by (c/c₀)², c₀ the starting velocity at the
     sources, so the source term no longer scales with c and cannot pull the
-    velocity network to shrink the residual where the source acts."""
+    velocity network to shrink the residual where the source acts;
+    ``'symmetric'``: divided by c/c₀, i.e. c₀(u_tt/c − c(∇²u − s)). Errors in the
+    network's u_tt bias a least-squares c upward in the slowness form, errors
+    in ∇²u bias it downward in the velocity form; the symmetric form sits between."""
 
     residual: str = "slowness"
 
     def __post_init__(self) -> None:
-        if self.residual not in ("velocity", "slowness"):
-            raise ValueError(f"residual must be 'velocity' or 'slowness', got {self.residual!r}")
+        if self.residual not in ("velocity", "slowness", "symmetric"):
+            raise ValueError(
+                f"residual must be 'velocity', 'slowness' or 'symmetric', got {self.residual!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -383,6 +388,8 @@ class InversionProblem:
         r = wave_residual(der.u_tt, der.laplacian, c, dens)
         if self.config.physics.residual == "slowness":
             r = r * (self.c_ref / c) ** 2
+        elif self.config.physics.residual == "symmetric":
+            r = r * (self.c_ref / c)
         return r * (self.scales.t_max**2 / self.scales.u_scale)
 
     def data_misfit(self, ids: Tensor) -> Tensor:
