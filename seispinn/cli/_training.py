@@ -1,0 +1,47 @@
+"""Arguments shared by the subcommands that train a PINN from a TOML config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from seispinn.config import parse_overrides
+
+__all__ = ["add_training_arguments", "training_overrides"]
+
+
+def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example: str) -> None:
+    """``--config --run-dir --weighting --steps --seed --set --resume --device``."""
+    p.add_argument("--config", type=Path, help="TOML config (sections as in examples/*.toml)")
+    p.add_argument("--run-dir", type=Path, default=Path(run_dir), help="run folder")
+    p.add_argument(
+        "--weighting",
+        choices=["uniform", "gradnorm", "sa", "rba"],
+        help="override [weighting] name",
+    )
+    p.add_argument("--steps", type=int, help="override [training] steps")
+    p.add_argument("--seed", type=int, help="override [training] seed")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help=f"override any config value, e.g. --set {set_example}",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the run folder's checkpoint"
+    )
+    p.add_argument("--device", help="torch device (default: cuda if available)")
+
+
+def training_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """``{section: {key: value}}`` from ``--set`` and the shortcut options."""
+    overrides = parse_overrides(args.set)
+    if args.weighting:
+        overrides.setdefault("weighting", {})["name"] = args.weighting
+    if args.steps is not None:
+        overrides.setdefault("training", {})["steps"] = args.steps
+    if args.seed is not None:
+        overrides.setdefault("training", {})["seed"] = args.seed
+    return overrides
