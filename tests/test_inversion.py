@@ -323,3 +323,36 @@ def test_residual_forms_differ_by_powers_of_the_velocity():
     assert torch.allclose(res["symmetric"][0], r_v * (c0 / c), rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="residual"):
         PhysicsConfig("other")
+
+
+class _PlaneWave(torch.nn.Module):
+    """u = sin(k·x − ωt), ω = c|k|: a source-free solution for velocity c."""
+
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.k = (0.011, 0.007)
+        self.w = c * float(np.hypot(*self.k))
+
+    def derivatives(self, points, shot):
+        from seispinn.pinn.wave import WaveDerivatives
+
+        ph = self.k[0] * points[:, 0] + self.k[1] * points[:, 1] - self.w * points[:, 2]
+        u = torch.sin(ph)
+        return WaveDerivatives(u, -(self.w**2) * u, -(self.k[0] ** 2 + self.k[1] ** 2) * u)
+
+
+def test_implied_velocity_recovers_the_velocity_of_an_exact_wavefield():
+    from seispinn.experiments.invert import implied_velocity
+
+    problem = InversionProblem(_config(holdout_every=0), _small_inputs(), torch.device("cpu"))
+    problem.wavefield = _PlaneWave(2300.0)
+    pts, shot = problem.points.points, problem.points.shot
+    quiet = (pts[:, 0] - problem.source_x[shot]) ** 2 + (
+        pts[:, 1] - problem.source_z[shot]
+    ) ** 2 > 250.0**2
+    c = implied_velocity(problem, quiet)
+    assert c["velocity_form"] == pytest.approx(2300.0, rel=1e-4)
+    assert c["slowness_form"] == pytest.approx(2300.0, rel=1e-4)
+    # A wrong wavefield (twice the time derivative) is seen as a faster medium.
+    problem.wavefield = _PlaneWave(2300.0 * np.sqrt(2))
+    assert implied_velocity(problem, quiet)["velocity_form"] > 3000.0
