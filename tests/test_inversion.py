@@ -263,6 +263,9 @@ def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
     ):
         assert (run / name).exists(), name
     assert sorted(p.name for p in (run / "gamma").iterdir())[0] == "step_000000.npz"
+    g = np.load(run / "gamma" / "step_000000.npz")
+    assert g["shot"].shape == g["relative_weight"].shape == (2000,)
+    assert set(np.unique(g["shot"])) == {0} and g["sources"].shape == (1, 2)
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["heldout_misfit"]) and metrics["steps"] == 4
     # Resume continues without error and keeps the run folder valid.

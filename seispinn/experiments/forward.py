@@ -26,7 +26,7 @@ from torch import Tensor
 from seispinn.acquisition import Acquisition
 from seispinn.config import load_sections
 from seispinn.errors import ConfigError
-from seispinn.forward.analytic import gaussian_source_trace
+from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.models import VelocityModel
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_collocation
@@ -293,15 +293,6 @@ def cached_reference_snapshots(
     return values, times
 
 
-def amplitude_scale(config: ForwardConfig, c_source: float) -> float:
-    """U: the peak |u| one σ from the source in a homogeneous medium of the source's
-    velocity (analytic), so û = u/U is O(1) without running a simulation."""
-    s, d = config.source, config.domain
-    t = np.linspace(0.0, d.t_max, 200)
-    trace = gaussian_source_trace(s.sigma, 0.0, c_source, t, s.freq, s.delay, s.sigma)
-    return float(np.abs(trace).max())
-
-
 class WaveForwardProblem:
     """Loss terms of the forward wave PINN at a step (implements ``training.Problem``)."""
 
@@ -319,7 +310,7 @@ class WaveForwardProblem:
             lx=(self.box.x_max - self.box.x_min) / 2,
             lz=(self.box.z_max - self.box.z_min) / 2,
             t_max=d.t_max,
-            u_scale=amplitude_scale(config, c_src),
+            u_scale=peak_amplitude(s.sigma, s.freq, s.delay, c_src, d.t_max),
         )
         torch.manual_seed(config.training.seed)
         net = config.network
@@ -477,15 +468,19 @@ def score(
     )
 
 
-def save_gamma(problem: WaveForwardProblem, path: Path) -> None:
-    """Per-point weights (relative to their mean) with their points, to ``.npz``."""
-    w = problem.weighting.relative_weights().cpu().numpy()
+def save_gamma(
+    path: Path, points: CollocationSet, weighting: PointWeighting, sources: np.ndarray
+) -> None:
+    """Per-point weights relative to their mean, with the points ``[N, 3]``, ids,
+    shots ``[N]`` and source positions ``[shot, 2]`` (m), to ``.npz``."""
+    assert points.shot is not None
     np.savez_compressed(
         path,
-        points=problem.points.points.cpu().numpy(),
-        ids=problem.points.ids.cpu().numpy(),
-        relative_weight=w.astype(np.float32),
-        source=np.array([problem.source.x, problem.source.z]),
+        points=points.points.cpu().numpy(),
+        ids=points.ids.cpu().numpy(),
+        shot=points.shot.cpu().numpy(),
+        relative_weight=weighting.relative_weights().cpu().numpy().astype(np.float32),
+        sources=np.asarray(sources, dtype=np.float64).reshape(-1, 2),
     )
 
 
@@ -516,7 +511,12 @@ def run_forward(
 
     def snapshot(step: int) -> None:
         if run_dir is not None:
-            save_gamma(problem, run_dir / "gamma" / f"step_{step:06d}.npz")
+            save_gamma(
+                run_dir / "gamma" / f"step_{step:06d}.npz",
+                problem.points,
+                problem.weighting,
+                np.array([[problem.source.x, problem.source.z]]),
+            )
 
     t0 = time.perf_counter()
     history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)

@@ -31,8 +31,8 @@ from torch import Tensor
 from seispinn.acquisition import Acquisition
 from seispinn.config import load_sections
 from seispinn.errors import ConfigError
-from seispinn.experiments.forward import WeightingConfig, causal_weights
-from seispinn.forward.analytic import gaussian_source_trace
+from seispinn.experiments.forward import WeightingConfig, causal_weights, save_gamma
+from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.simulate import ModellingOptions, simulate
 from seispinn.gathers import ShotGathers
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
@@ -302,11 +302,10 @@ def prepare_inputs(config: InvertConfig, run_dir: Path | None = None) -> Inversi
     if d.start:
         start = read_velocity(d.start, dx=d.dx, dz=d.dz)
     elif d.start_velocity > 0:
-        grid = true if true is not None else None
-        if grid is None:
+        if true is None:
             raise ConfigError("start_velocity needs a grid: give a survey or a true_model")
-        start = homogeneous(grid.nx, grid.nz, grid.dx, d.start_velocity, dz=grid.dz)
-        start = dataclasses.replace(start, x0=grid.x0, z0=grid.z0)
+        start = homogeneous(true.nx, true.nz, true.dx, d.start_velocity, dz=true.dz)
+        start = dataclasses.replace(start, x0=true.x0, z0=true.z0)
     else:
         if true is None:
             raise ConfigError("start_smoothing needs a true model: give a survey or a true_model")
@@ -350,7 +349,7 @@ class InversionProblem:
             lx=(x_max - x_min) / 2,
             lz=(z_max - z_min) / 2,
             t_max=t_max,
-            u_scale=_peak_amplitude(src, c_src, t_max),
+            u_scale=peak_amplitude(src.sigma, src.freq, src.delay, c_src, t_max, 400),
         )
         torch.manual_seed(config.training.seed)
         n = config.network
@@ -484,13 +483,6 @@ def implied_velocity(problem: InversionProblem, mask: Tensor | None = None) -> d
     }
 
 
-def _peak_amplitude(source: SourceConfig, c: float, t_max: float) -> float:
-    """U: the analytic peak |u| one σ from the source in a medium of velocity c."""
-    t = np.linspace(0.0, t_max, 400)
-    trace = gaussian_source_trace(source.sigma, 0.0, c, t, source.freq, source.delay, source.sigma)
-    return float(np.abs(trace).max())
-
-
 def _data_samples(
     gathers: ShotGathers, use: np.ndarray, t_max: float, stride: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -601,7 +593,13 @@ def invert(
 
     def snapshot(step: int) -> None:
         if run_dir is not None:
-            _save_gamma(problem, run_dir / "gamma" / f"step_{step:06d}.npz")
+            sources = np.stack([inputs.gathers.source_x, inputs.gathers.source_z], 1)
+            save_gamma(
+                run_dir / "gamma" / f"step_{step:06d}.npz",
+                problem.points,
+                problem.weighting,
+                sources,
+            )
 
     t0 = time.perf_counter()
     history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)
@@ -642,16 +640,3 @@ def run_inversion(
         shutil.copyfile(config_path, run_dir / "config.toml")
     inputs = prepare_inputs(config, run_dir)
     return invert(inputs, config, run_dir, resume=resume, device=device)
-
-
-def _save_gamma(problem: InversionProblem, path: Path) -> None:
-    """Per-point weights (relative to their mean) with their points and shots."""
-    assert problem.points.shot is not None
-    np.savez_compressed(
-        path,
-        points=problem.points.points.cpu().numpy(),
-        shot=problem.points.shot.cpu().numpy(),
-        ids=problem.points.ids.cpu().numpy(),
-        relative_weight=problem.weighting.relative_weights().cpu().numpy().astype(np.float32),
-        sources=np.stack([problem.source_x.cpu().numpy(), problem.source_z.cpu().numpy()], 1),
-    )

@@ -11,7 +11,7 @@ import numpy as np
 
 from seispinn.acquisition import ricker_fn
 
-__all__ = ["ricker_fn", "point_source_trace", "gaussian_source_trace"]
+__all__ = ["ricker_fn", "point_source_trace", "gaussian_source_trace", "peak_amplitude"]
 
 
 def point_source_trace(
@@ -78,3 +78,14 @@ def gaussian_source_trace(
     frac = (idx - lo)[:, None]
     traces = (1 - frac) * table[lo] + frac * table[lo + 1]
     return (w.ravel()[:, None] * traces).sum(axis=0)
+
+
+def peak_amplitude(
+    sigma: float, freq: float, delay: float, c: float, t_max: float, samples: int = 200
+) -> float:
+    """The peak |u| one σ from a Gaussian-spread Ricker source (σ in m, freq in Hz,
+    delay and t_max in s) in a homogeneous medium of velocity ``c`` (m/s), over
+    ``samples`` times in [0, t_max]: the amplitude scale U of a wave PINN, known
+    without running a simulation."""
+    t = np.linspace(0.0, t_max, samples)
+    return float(np.abs(gaussian_source_trace(sigma, 0.0, c, t, freq, delay, sigma)).max())
