@@ -25,6 +25,7 @@ from torch import Tensor
 
 from seispinn.acquisition import Acquisition
 from seispinn.config import load_sections
+from seispinn.diagnostics.gamma import GammaSnapshot
 from seispinn.errors import ConfigError
 from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
@@ -411,6 +412,20 @@ class WaveForwardProblem:
             "source_region_share": share_n,
         }
 
+    def gamma_snapshot(self, step: int, chunk: int = 8192) -> GammaSnapshot:
+        """γ and |r| over all collocation points now (see :class:`GammaSnapshot`)."""
+        res = torch.cat([self.residual(p).detach() for p in self.points.points.split(chunk)])
+        return gamma_snapshot(
+            step,
+            self.points,
+            self.weighting,
+            res,
+            sources=np.array([[self.source.x, self.source.z]]),
+            receivers=None,
+            source_radius=self.config.reference.source_radius,
+            active_until=self.source.active_until(),
+        )
+
     def source_region(self, pts: Tensor, radius: float) -> Tensor:
         """``[N]`` bool: within ``radius`` m of the source while the wavelet is active."""
         r2 = (pts[:, 0] - self.source.x) ** 2 + (pts[:, 1] - self.source.z) ** 2
@@ -468,19 +483,31 @@ def score(
     )
 
 
-def save_gamma(
-    path: Path, points: CollocationSet, weighting: PointWeighting, sources: np.ndarray
-) -> None:
-    """Per-point weights relative to their mean, with the points ``[N, 3]``, ids,
-    shots ``[N]`` and source positions ``[shot, 2]`` (m), to ``.npz``."""
+def gamma_snapshot(
+    step: int,
+    points: CollocationSet,
+    weighting: PointWeighting,
+    residual: Tensor,
+    *,
+    sources: np.ndarray,
+    receivers: np.ndarray | None,
+    source_radius: float,
+    active_until: float,
+) -> GammaSnapshot:
+    """The live γ field at ``step``: relative weights, |residual| ``[N]`` and the
+    geometry (sources ``[shot, 2]``, receivers ``[M, 2]`` in m) as a snapshot."""
     assert points.shot is not None
-    np.savez_compressed(
-        path,
-        points=points.points.cpu().numpy(),
+    return GammaSnapshot(
+        step=step,
+        points=points.points.detach().cpu().numpy(),
         ids=points.ids.cpu().numpy(),
         shot=points.shot.cpu().numpy(),
-        relative_weight=weighting.relative_weights().cpu().numpy().astype(np.float32),
+        gamma=weighting.relative_weights().detach().cpu().numpy(),
+        residual=residual.detach().abs().cpu().numpy(),
         sources=np.asarray(sources, dtype=np.float64).reshape(-1, 2),
+        receivers=np.zeros((0, 2)) if receivers is None else np.asarray(receivers).reshape(-1, 2),
+        source_radius=float(source_radius),
+        active_until=float(active_until),
     )
 
 
@@ -511,12 +538,7 @@ def run_forward(
 
     def snapshot(step: int) -> None:
         if run_dir is not None:
-            save_gamma(
-                run_dir / "gamma" / f"step_{step:06d}.npz",
-                problem.points,
-                problem.weighting,
-                np.array([[problem.source.x, problem.source.z]]),
-            )
+            problem.gamma_snapshot(step).save(run_dir / "gamma" / f"step_{step:06d}.npz")
 
     t0 = time.perf_counter()
     history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)

@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seispinn.acquisition import Acquisition
 from seispinn.config import load_sections
+from seispinn.diagnostics.gamma import GammaSnapshot, enrichment, residual_ratio, source_region
 from seispinn.errors import ConfigError
-from seispinn.experiments.forward import WeightingConfig, causal_weights, save_gamma
+from seispinn.experiments.forward import WeightingConfig, causal_weights, gamma_snapshot
 from seispinn.forward.analytic import peak_amplitude
+from seispinn.forward.fwi import FWIOptions, acquisition_from_gathers
+from seispinn.forward.illumination import illuminated_mask, illumination
 from seispinn.forward.simulate import ModellingOptions, simulate
 from seispinn.gathers import ShotGathers
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
@@ -43,6 +45,7 @@ from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 from seispinn.pinn.wave import (
     MultiShotWavefield,
     Scales,
+    WaveSource,
     gaussian_source_density,
     wave_residual,
 )
@@ -65,6 +68,11 @@ __all__ = [
     "run_inversion",
     "anomaly_region",
     "implied_velocity",
+    "velocity_scores",
+    "predicted_gathers",
+    "heldout_misfit",
+    "illuminated_part",
+    "model_scores",
 ]
 
 
@@ -184,7 +192,8 @@ class PhysicsConfig:
 class InvertConfig:
     """All sections; the defaults are ``examples/invert_anomaly.toml``'s recipe (the
     measured one: wavefield 64×3, velocity 24×2 frozen for the first 1,500 of
-    4,000 steps, data term ×1000, SA), on that example's survey."""
+    4,000 steps, data term ×1000, SA), on that example's survey. ``fwi`` holds the
+    conventional-FWI baseline's settings (``seispinn compare --baseline fwi``)."""
 
     data: DataConfig = field(
         default_factory=lambda: DataConfig(
@@ -201,6 +210,7 @@ class InvertConfig:
         default_factory=lambda: CollocationConfig(n_points=8000, batch_size=1024, data_batch=1024)
     )
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    fwi: FWIOptions = field(default_factory=FWIOptions)
     training: TrainOptions = field(
         default_factory=lambda: TrainOptions(
             steps=4000,
@@ -220,6 +230,7 @@ _SECTIONS: dict[str, type] = {
     "velocity": VelocityNetOptions,
     "collocation": CollocationConfig,
     "weighting": WeightingConfig,
+    "fwi": FWIOptions,
     "training": TrainOptions,
 }
 
@@ -435,6 +446,45 @@ class InversionProblem:
     def _point_loss(self, params: dict[str, Tensor], packed: Tensor) -> Tensor:
         return torch.func.functional_call(self._point_residual, params, (packed,))
 
+    @property
+    def source_radius(self) -> float:
+        """Radius (m) of the source region of METHOD §4: the near-source sampling
+        radius, at least 2σ of the Gaussian source."""
+        return max(self.config.collocation.near_source_radius, 2 * self.inputs.source.sigma)
+
+    @property
+    def active_until(self) -> float:
+        """End (s) of the wavelet's active window (as :meth:`WaveSource.active_until`)."""
+        s = self.inputs.source
+        return WaveSource(0.0, 0.0, s.sigma, s.freq, s.delay).active_until()
+
+    def all_residuals(self, chunk: int = 8192) -> Tensor:
+        """PDE residual ``[N]`` over the whole collocation set (detached)."""
+        assert self.points.shot is not None
+        return torch.cat(
+            [
+                self.residual(p, s).detach()
+                for p, s in zip(
+                    self.points.points.split(chunk), self.points.shot.split(chunk), strict=True
+                )
+            ]
+        )
+
+    def gamma_snapshot(self, step: int) -> GammaSnapshot:
+        """γ and |r| over all collocation points now (see :class:`GammaSnapshot`)."""
+        g = self.inputs.gathers
+        real = g.receiver_mask
+        return gamma_snapshot(
+            step,
+            self.points,
+            self.weighting,
+            self.all_residuals(),
+            sources=np.stack([g.source_x, g.source_z], 1),
+            receivers=np.unique(np.stack([g.receiver_x[real], g.receiver_z[real]], 1), axis=0),
+            source_radius=self.source_radius,
+            active_until=self.active_until,
+        )
+
 
 class _PointResidual(torch.nn.Module):
     """r² ``[N]`` of packed points ``[N, 4]`` (x, z, t, shot) as a module whose
@@ -516,15 +566,24 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def velocity_scores(
-    inverted: VelocityModel, start: VelocityModel, true: VelocityModel
+    inverted: VelocityModel,
+    start: VelocityModel,
+    true: VelocityModel,
+    illuminated: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Relative L2 velocity errors of the inverted and starting models, over the
-    whole model and inside :func:`anomaly_region`, and the reduction inside it."""
+    """METHOD §4 velocity errors of the inverted and starting models: relative L2
+    and RMSE (m/s) over the whole model and, given ``illuminated`` ``[nz, nx]``,
+    over that part; inside :func:`anomaly_region`, the error ratio and reduction."""
+    out: dict[str, float] = {}
+    parts = {"": np.ones(true.shape, dtype=bool)}
+    if illuminated is not None:
+        parts["_illuminated"] = illuminated
+    for tag, mask in parts.items():
+        for name, m in (("", inverted), ("start_", start)):
+            diff = (m.values - true.values)[mask]
+            out[f"{name}velocity_error{tag}"] = _rel(m.values[mask], true.values[mask])
+            out[f"{name}velocity_rmse{tag}"] = float(np.sqrt(np.mean(diff.astype(np.float64) ** 2)))
     region = anomaly_region(true, start)
-    out = {
-        "velocity_error": _rel(inverted.values, true.values),
-        "start_velocity_error": _rel(start.values, true.values),
-    }
     if region.any():
         err_in = np.linalg.norm((inverted.values - true.values)[region])
         err_start = np.linalg.norm((start.values - true.values)[region])
@@ -533,29 +592,50 @@ def velocity_scores(
     return out
 
 
-def heldout_misfit(model: VelocityModel, inputs: InversionInputs, held_out: np.ndarray) -> float:
-    """Relative L2 misfit at the held-out receivers of ``model``'s Deepwave traces."""
+def predicted_gathers(model: VelocityModel, inputs: InversionInputs) -> ShotGathers:
+    """Deepwave traces of ``model`` at every receiver of the observed gathers, with
+    the inversion's source (zero at padded receivers)."""
     g, s = inputs.gathers, inputs.source
+    acq = acquisition_from_gathers(g, s.freq, s.delay)
+    sim = simulate(model, acq, ModellingOptions(source_sigma=s.sigma))
+    data = np.where(g.receiver_mask[..., None], sim.data, 0.0)
+    return dataclasses.replace(g, data=data)
+
+
+def heldout_misfit(predicted: ShotGathers, observed: ShotGathers, held_out: np.ndarray) -> float:
+    """Relative L2 misfit of ``predicted`` to ``observed`` traces at the receivers
+    where ``held_out`` ``[shot, receiver]`` holds (NaN when there are none)."""
     if not held_out.any():
         return float("nan")
-    s_idx, r_idx = np.nonzero(held_out)
-    obs, sim = [], []
-    for shot in np.unique(s_idx):
-        rec = r_idx[s_idx == shot]
-        acq = Acquisition(
-            [g.source_x[shot]],
-            [g.source_z[shot]],
-            g.receiver_x[shot, rec][None],
-            g.receiver_z[shot, rec][None],
-            g.dt,
-            g.nt,
-            s.freq,
-            s.delay,
-        )
-        traces = simulate(model, acq, ModellingOptions(source_sigma=s.sigma))
-        sim.append(traces.data[0])
-        obs.append(g.data[shot, rec])
-    return _rel(np.concatenate(sim), np.concatenate(obs))
+    return _rel(predicted.data[held_out], observed.data[held_out])
+
+
+def illuminated_part(inputs: InversionInputs, fraction: float = 0.25) -> np.ndarray:
+    """``[nz, nx]`` bool: the illuminated part of the starting model's grid (see
+    :mod:`seispinn.forward.illumination`) for the observed acquisition."""
+    g, s = inputs.gathers, inputs.source
+    acq = acquisition_from_gathers(g, s.freq, s.delay)
+    values = illumination(inputs.start, acq, ModellingOptions(source_sigma=s.sigma))
+    return illuminated_mask(values, fraction)
+
+
+def model_scores(
+    model: VelocityModel,
+    inputs: InversionInputs,
+    held_out: np.ndarray,
+    illuminated: np.ndarray | None = None,
+) -> tuple[dict[str, float], ShotGathers]:
+    """Velocity scores (when the truth is known) and held-out data misfits of
+    ``model`` and of the start; also returns ``model``'s predicted gathers."""
+    out: dict[str, float] = {}
+    if inputs.true is not None:
+        out.update(velocity_scores(model, inputs.start, inputs.true, illuminated))
+    predicted = predicted_gathers(model, inputs)
+    if held_out.any():
+        out["heldout_misfit"] = heldout_misfit(predicted, inputs.gathers, held_out)
+        start_pred = predicted_gathers(inputs.start, inputs)
+        out["start_heldout_misfit"] = heldout_misfit(start_pred, inputs.gathers, held_out)
+    return out, predicted
 
 
 @dataclass
@@ -577,11 +657,15 @@ def invert(
     resume: bool = False,
     device: str | None = None,
     score_heldout: bool = True,
+    illuminated: np.ndarray | None = None,
 ) -> InversionResult:
     """Train the wavefield and velocity networks; return the inverted model and scores.
 
     With ``run_dir`` it writes checkpoints, ``history.json``, γ snapshots,
-    ``inverted.sgy`` and ``metrics.json``; ``resume`` continues from the checkpoint.
+    ``inverted.sgy``, ``predicted.sgy`` (Deepwave traces of the inverted model),
+    ``heldout.npy`` and ``metrics.json``; ``resume`` continues from the checkpoint.
+    ``illuminated`` ``[nz, nx]`` (computed when None) restricts the second set of
+    velocity scores.
     """
     config = config or InvertConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -593,35 +677,44 @@ def invert(
 
     def snapshot(step: int) -> None:
         if run_dir is not None:
-            sources = np.stack([inputs.gathers.source_x, inputs.gathers.source_z], 1)
-            save_gamma(
-                run_dir / "gamma" / f"step_{step:06d}.npz",
-                problem.points,
-                problem.weighting,
-                sources,
-            )
+            problem.gamma_snapshot(step).save(run_dir / "gamma" / f"step_{step:06d}.npz")
 
     t0 = time.perf_counter()
     history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)
     snapshot(config.training.steps)
+    train_seconds = time.perf_counter() - t0
     model = problem.velocity.to_model(inputs.start)
     metrics: dict[str, Any] = {
         "weighting": config.weighting.name,
         "seed": config.training.seed,
         "steps": config.training.steps,
-        "train_seconds": history[-1]["seconds"] if history else time.perf_counter() - t0,
+        "train_seconds": history[-1]["seconds"] if history else train_seconds,
         "final_losses": {
             k[5:]: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")
         },
     }
-    if inputs.true is not None:
+    final = problem.gamma_snapshot(config.training.steps)
+    metrics["gamma_enrichment"] = enrichment(final.gamma, source_region(final))
+    metrics["source_residual_ratio"] = residual_ratio(final)
+    predicted = None
+    if score_heldout:
+        if illuminated is None and inputs.true is not None:
+            illuminated = illuminated_part(inputs)
+        scores, predicted = model_scores(model, inputs, problem.held_out, illuminated)
+        metrics.update(scores)
+    elif inputs.true is not None:
         metrics.update(velocity_scores(model, inputs.start, inputs.true))
-    if score_heldout and problem.held_out.any():
-        metrics["heldout_misfit"] = heldout_misfit(model, inputs, problem.held_out)
-        metrics["start_heldout_misfit"] = heldout_misfit(inputs.start, inputs, problem.held_out)
     if run_dir is not None:
         write_velocity(run_dir / "inverted.sgy", model)
         write_velocity(run_dir / "start.sgy", inputs.start)
+        # A self-contained folder: `seispinn plot run` needs the data and the truth.
+        if not (run_dir / "observed.sgy").exists():
+            write_shots(run_dir / "observed.sgy", inputs.gathers)
+        if inputs.true is not None and not (run_dir / "true.sgy").exists():
+            write_velocity(run_dir / "true.sgy", inputs.true)
+        np.save(run_dir / "heldout.npy", problem.held_out)
+        if predicted is not None:
+            write_shots(run_dir / "predicted.sgy", predicted)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return InversionResult(model, metrics, history, problem)
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ModellingOptions",
     "simulate",
+    "propagate",
     "wavefield_snapshots",
     "gaussian_source_weights",
     "Snapshots",
@@ -118,10 +119,14 @@ def _device(options: ModellingOptions) -> torch.device:
 
 
 def _sources(
-    model: VelocityModel, acq: Acquisition, options: ModellingOptions, shots: np.ndarray
+    model: VelocityModel,
+    acq: Acquisition,
+    options: ModellingOptions,
+    shots: np.ndarray,
+    wavelet: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Source amplitudes ``[shot, n_src, nt]`` and locations ``[shot, n_src, 2]``."""
-    f = acq.wavelet()
+    f = acq.wavelet() if wavelet is None else np.asarray(wavelet, dtype=np.float64)
     if options.source_sigma is None:
         loc = np.stack(
             [
@@ -181,25 +186,54 @@ def _propagate(
     callback: deepwave.Callback | None = None,
     nt: int | None = None,
 ) -> torch.Tensor:
+    with torch.no_grad():
+        return propagate(model, acq, options, shots, callback=callback, nt=nt)
+
+
+def propagate(
+    model: VelocityModel,
+    acq: Acquisition,
+    options: ModellingOptions,
+    shots: np.ndarray,
+    *,
+    velocity: torch.Tensor | None = None,
+    wavelet: np.ndarray | None = None,
+    callback: deepwave.Callback | None = None,
+    nt: int | None = None,
+) -> torch.Tensor:
+    """Receiver traces ``[shot, receiver, time]`` of ``shots`` (differentiable).
+
+    Args:
+        model: the grid (spacing, origin) and, unless ``velocity`` is given, the
+            velocity ``[nz, nx]`` (m/s).
+        velocity: a ``[nz, nx]`` tensor (m/s) used instead of ``model.values``;
+            gradients flow to it (conventional FWI).
+        wavelet: ``[nt]`` source signature replacing the acquisition's Ricker (a
+            band-limited one in multiscale FWI).
+        callback, nt: Deepwave forward callback (every step) and a shorter record.
+    """
     # Imported here: loading Deepwave's kernels costs a second, and code that only
     # reads cached references (a PINN study on a machine without it) never needs it.
     import deepwave
 
     acq.check_inside(model)
     dev = _device(options)
-    amp, src_loc = _sources(model, acq, options, shots)
+    amp, src_loc = _sources(model, acq, options, shots, wavelet)
     rec_loc = _receivers(model, acq, shots)
+    v = torch.from_numpy(model.values).to(dev) if velocity is None else velocity.to(dev)
+    dtype = v.dtype if v.dtype == torch.float64 else torch.float32
     # Deepwave orders faces as [dim0 begin, dim0 end, dim1 begin, dim1 end]; dim0 is z.
     boundary = ["free" if options.free_surface else "pml"] + ["pml"] * 3
     pml = [0 if options.free_surface else options.pml_width] + [options.pml_width] * 3
-    with torch.no_grad(), warnings.catch_warnings():
+    amp = amp[..., :nt] if nt else amp
+    with warnings.catch_warnings():
         # Deepwave's notes on how 0.0.27 placed off-grid points: we never relied on that.
         warnings.simplefilter("ignore", deepwave.MigrationWarning)
         out = deepwave.scalar(
-            torch.from_numpy(model.values).to(dev),
+            v.to(dtype),
             [model.dz, model.dx],
             acq.dt,
-            source_amplitudes=amp[..., :nt].float().to(dev) if nt else amp.float().to(dev),
+            source_amplitudes=amp.to(dtype).to(dev),
             source_locations=src_loc.to(dev),
             receiver_locations=rec_loc.to(dev),
             accuracy=options.accuracy,

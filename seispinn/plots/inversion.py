@@ -1,18 +1,20 @@
-"""Inversion figures: true / start / inverted models and their errors (models in,
-Figure out; never imports training)."""
+"""Inversion figures: true / start / inverted models and their errors, observed vs
+predicted gathers, loss curves (arrays, models or history records in, Figure
+out; never imports training)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from seispinn.gathers import ShotGathers
 from seispinn.models import VelocityModel
 from seispinn.plots.seismic import draw_velocity
 
-__all__ = ["inversion_figure"]
+__all__ = ["inversion_figure", "gather_comparison_figure", "loss_curves_figure"]
 
 
 def inversion_figure(
@@ -47,4 +49,72 @@ def inversion_figure(
         )
         ax.set_title(f"{name} − true (rel. L2 {rel:.3f})", fontsize=9)
         fig.colorbar(im, ax=ax, label="m/s")
+    return fig
+
+
+def gather_comparison_figure(
+    observed: ShotGathers,
+    predicted: ShotGathers | Mapping[str, ShotGathers],
+    shot: int = 0,
+    *,
+    held_out: np.ndarray | None = None,
+    clip: float = 0.98,
+) -> Figure:
+    """Shot ``shot``: observed, then each predicted gather and its difference to the
+    observed, one grey scale (a quantile of the observed); held-out receivers
+    (``[shot, receiver]`` bool) marked by ticks on top."""
+    preds = {"predicted": predicted} if isinstance(predicted, ShotGathers) else dict(predicted)
+    panels = [("observed", observed.shot(shot))]
+    for name, g in preds.items():
+        panels += [(name, g.shot(shot)), (f"{name} − observed", g.shot(shot) - observed.shot(shot))]
+    scale = float(np.quantile(np.abs(observed.shot(shot)), clip)) or 1.0
+    n = observed.n_receivers[shot]
+    rx = observed.receiver_x[shot, :n]
+    order = np.argsort(rx, kind="stable")
+    t = observed.times
+    fig = Figure(figsize=(2.6 * len(panels), 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, data) in zip(axes, panels, strict=True):
+        # Receivers in x order (wells put several at one x): trace number on the axis.
+        ax.imshow(
+            data[order].T,
+            extent=(0, n, t[-1], t[0]),
+            cmap="gray",
+            vmin=-scale,
+            vmax=scale,
+            aspect="auto",
+            interpolation="nearest",
+        )
+        ticks = np.nonzero(held_out[shot, :n][order])[0] + 0.5 if held_out is not None else []
+        if len(ticks):
+            ax.plot(ticks, np.full(len(ticks), t[0]), "v", color="orange", ms=4, clip_on=False)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("trace (by receiver x)")
+        ax.set_ylabel("t (s)")
+    fig.suptitle(f"shot {shot} (source x = {observed.source_x[shot]:.0f} m)")
+    return fig
+
+
+def loss_curves_figure(
+    history: Sequence[Mapping[str, float]] | Mapping[str, Sequence[Mapping[str, float]]],
+) -> Figure:
+    """Each loss term (``loss_*`` keys of history records) against the step, log
+    scale; ``{label: history}`` overlays runs, one panel per term."""
+    runs = {"": history} if not isinstance(history, Mapping) else dict(history)
+    terms = sorted({k for h in runs.values() for r in h for k in r if k.startswith("loss_")})
+    terms = terms or ["loss"]
+    fig = Figure(figsize=(4.0 * len(terms), 3.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(terms), squeeze=False)[0]
+    for ax, term in zip(axes, terms, strict=True):
+        for label, h in runs.items():
+            steps = [r["step"] for r in h if term in r]
+            values = [r[term] for r in h if term in r]
+            ax.plot(steps, values, label=label or None)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(term.removeprefix("loss_"), fontsize=9)
+        if any(runs):
+            ax.legend(fontsize=7)
     return fig

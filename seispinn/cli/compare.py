@@ -1,0 +1,79 @@
+"""``seispinn compare``: one inversion per weighting (and a conventional-FWI
+baseline) on the same data, and a report folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seispinn.config import parse_overrides
+from seispinn.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare weightings (and conventional FWI) on one inversion; write a report",
+        description=(
+            "Run the inversion of --config once per weighting (same data, start model, "
+            "network initialisation, steps and seeds), optionally a conventional FWI "
+            "with Deepwave on the same data and start, and write a report folder: "
+            "report.md, metrics.json/.csv, figures/ and one run folder per run."
+        ),
+    )
+    add_compare_arguments(p, Path("runs/compare"))
+    p.set_defaults(func=run)
+
+
+def add_compare_arguments(
+    p: argparse.ArgumentParser, out: Path, config: Path | None = None
+) -> None:
+    p.add_argument("--config", type=Path, default=config, help="inversion TOML config")
+    p.add_argument(
+        "--weightings",
+        default="uniform,gradnorm,sa",
+        help="comma-separated per-point weightings (uniform, gradnorm, sa, rba)",
+    )
+    p.add_argument("--baseline", choices=["fwi"], help="add a conventional FWI baseline")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--steps", type=int, help="override [training] steps")
+    p.add_argument("--out", type=Path, default=out, help="report folder")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a value"
+    )
+    p.add_argument("--device", help="torch device (default: cuda if available)")
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--{what}: expected comma-separated integers, got {text!r}") from None
+
+
+def run_compare(args: argparse.Namespace) -> Path:
+    # Imported here so that `seispinn --help` does not load torch and Deepwave.
+    from seispinn.experiments.compare import compare, markdown_table
+    from seispinn.experiments.invert import load_invert_config
+
+    overrides = parse_overrides(args.set)
+    if args.steps is not None:
+        overrides.setdefault("training", {})["steps"] = args.steps
+    config = load_invert_config(args.config, overrides)
+    weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
+    report = compare(
+        config,
+        weightings,
+        args.out,
+        baseline=args.baseline,
+        seeds=_ints(args.seeds, "seeds"),
+        device=args.device,
+    )
+    print(markdown_table(report.rows))
+    print(f"report: {report.out / 'report.md'}")
+    return report.out
+
+
+def run(args: argparse.Namespace) -> int:
+    run_compare(args)
+    return 0

@@ -1,0 +1,229 @@
+"""The per-point mask γ over (x, z, t): snapshots, binning and the curriculum measures.
+
+A :class:`GammaSnapshot` is what a run saves every ``snapshot_every`` steps
+(``gamma/step_XXXXXX.npz``): the collocation points, their stable ids and shots,
+the relative weight γ_i / mean(γ) and the PDE residual |r_i| at that step, the
+sources and receivers, and the source region's radius and active window
+(METHOD §4). Numpy only: nothing here imports torch or training code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seispinn.errors import SeispinnError
+
+__all__ = [
+    "GammaSnapshot",
+    "GammaGrid",
+    "load_gamma",
+    "load_gamma_series",
+    "source_region",
+    "enrichment",
+    "residual_ratio",
+    "bin_points",
+    "curriculum",
+]
+
+_KEYS = ("points", "ids", "shot", "relative_weight", "sources")
+
+
+@dataclass(frozen=True, eq=False)
+class GammaSnapshot:
+    """γ at one training step.
+
+    Attributes:
+        step: training step.
+        points: ``[N, 3]`` collocation points (x m, z m, t s).
+        ids: ``[N]`` stable point ids.
+        shot: ``[N]`` shot index of each point.
+        gamma: ``[N]`` relative weight γ_i / mean(γ) (1 everywhere for uniform).
+        residual: ``[N]`` |PDE residual| at the step (NaN when not recorded).
+        sources: ``[shot, 2]`` source positions (x, z) in m.
+        receivers: ``[M, 2]`` receiver positions (x, z) in m (may be empty).
+        source_radius: radius (m) of the source region.
+        active_until: end (s) of the wavelet's active window.
+    """
+
+    step: int
+    points: np.ndarray
+    ids: np.ndarray
+    shot: np.ndarray
+    gamma: np.ndarray
+    residual: np.ndarray
+    sources: np.ndarray
+    receivers: np.ndarray
+    source_radius: float
+    active_until: float
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(
+            path,
+            step=self.step,
+            points=self.points.astype(np.float32),
+            ids=self.ids,
+            shot=self.shot,
+            relative_weight=self.gamma.astype(np.float32),
+            residual=self.residual.astype(np.float32),
+            sources=np.asarray(self.sources, np.float64).reshape(-1, 2),
+            receivers=np.asarray(self.receivers, np.float64).reshape(-1, 2),
+            source_radius=self.source_radius,
+            active_until=self.active_until,
+        )
+
+    @property
+    def t_max(self) -> float:
+        return float(self.points[:, 2].max()) if len(self.points) else 0.0
+
+
+def _step_from_name(path: Path) -> int:
+    m = re.search(r"(\d+)", path.stem)
+    return int(m.group(1)) if m else 0
+
+
+def load_gamma(path: str | Path) -> GammaSnapshot:
+    """A snapshot from its ``.npz``; a missing or malformed file is one clear error."""
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise SeispinnError(f"{path}: not a readable γ snapshot ({exc})") from None
+    missing = [k for k in _KEYS if k not in data]
+    if missing:
+        raise SeispinnError(f"{path}: not a γ snapshot (missing {', '.join(missing)})")
+    n = len(data["points"])
+    if data["points"].shape != (n, 3) or any(len(data[k]) != n for k in ("ids", "shot")):
+        raise SeispinnError(f"{path}: points, ids and shot disagree in length")
+    residual = data.get("residual", np.full(n, np.nan, dtype=np.float32))
+    return GammaSnapshot(
+        step=int(data["step"]) if "step" in data else _step_from_name(path),
+        points=data["points"].astype(np.float64),
+        ids=data["ids"],
+        shot=data["shot"].astype(np.int64),
+        gamma=data["relative_weight"].astype(np.float64),
+        residual=residual.astype(np.float64),
+        sources=data["sources"].reshape(-1, 2),
+        receivers=data.get("receivers", np.zeros((0, 2))).reshape(-1, 2),
+        source_radius=float(data.get("source_radius", np.nan)),
+        active_until=float(data.get("active_until", np.nan)),
+    )
+
+
+def load_gamma_series(run_dir: str | Path) -> list[GammaSnapshot]:
+    """All snapshots of a run folder (``run_dir/gamma/*.npz``), by step."""
+    folder = Path(run_dir) / "gamma"
+    files = sorted(folder.glob("*.npz"), key=_step_from_name)
+    if not files:
+        raise SeispinnError(f"{run_dir}: no γ snapshots (expected {folder}/step_XXXXXX.npz)")
+    series = [load_gamma(f) for f in files]
+    # The final snapshot repeats the last periodic one when steps is a multiple of it.
+    return list({s.step: s for s in series}.values())
+
+
+def source_region(snap: GammaSnapshot) -> np.ndarray:
+    """``[N]`` bool: within ``source_radius`` of the point's own shot's source while
+    the wavelet is active (METHOD §4)."""
+    src = snap.sources[np.clip(snap.shot, 0, len(snap.sources) - 1)]
+    r2 = ((snap.points[:, :2] - src) ** 2).sum(axis=1)
+    return (r2 <= snap.source_radius**2) & (snap.points[:, 2] <= snap.active_until)
+
+
+def enrichment(weights: np.ndarray, in_region: np.ndarray) -> float:
+    """Share of Σw inside the region ÷ share of the points there (1 = no preference);
+    NaN for an empty region or zero weights."""
+    w = np.asarray(weights, dtype=np.float64)
+    in_region = np.asarray(in_region, dtype=bool)
+    if not in_region.any() or w.sum() <= 0:
+        return float("nan")
+    return float(w[in_region].sum() / w.sum() / in_region.mean())
+
+
+def residual_ratio(snap: GammaSnapshot) -> float:
+    """RMS |r| inside the source region ÷ RMS outside (NaN if either is empty or
+    the residual was not recorded)."""
+    region = source_region(snap)
+    r = snap.residual
+    if not region.any() or region.all() or not np.all(np.isfinite(r)):
+        return float("nan")
+    return float(np.sqrt(np.mean(r[region] ** 2) / max(np.mean(r[~region] ** 2), 1e-300)))
+
+
+@dataclass(frozen=True)
+class GammaGrid:
+    """Point values binned onto a regular (t, z, x) grid.
+
+    Attributes:
+        values: ``[nt, nz, nx]`` per-bin mean (or max); NaN where a bin holds no point.
+        x_edges, z_edges, t_edges: bin edges (m, m, s).
+    """
+
+    values: np.ndarray
+    x_edges: np.ndarray
+    z_edges: np.ndarray
+    t_edges: np.ndarray
+
+    @property
+    def t_centres(self) -> np.ndarray:
+        return 0.5 * (self.t_edges[1:] + self.t_edges[:-1])
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """For ``imshow`` of an (x, z) slice with depth down."""
+        return (self.x_edges[0], self.x_edges[-1], self.z_edges[-1], self.z_edges[0])
+
+
+def _edges(values: np.ndarray, n: int) -> np.ndarray:
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.linspace(lo, hi, n + 1)
+
+
+def bin_points(
+    points: np.ndarray,
+    values: np.ndarray,
+    shape: tuple[int, int, int] = (8, 24, 32),
+    *,
+    reduce: str = "mean",
+) -> GammaGrid:
+    """Bin point values ``[N]`` at points ``[N, 3]`` (x, z, t) onto ``shape`` =
+    (nt, nz, nx) bins spanning the points; ``reduce`` is ``'mean'`` or ``'max'``."""
+    if reduce not in ("mean", "max"):
+        raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
+    nt, nz, nx = shape
+    xe, ze, te = _edges(points[:, 0], nx), _edges(points[:, 1], nz), _edges(points[:, 2], nt)
+    idx = [
+        np.clip(np.searchsorted(e, points[:, k], side="right") - 1, 0, len(e) - 2)
+        for k, e in ((2, te), (1, ze), (0, xe))
+    ]
+    flat = np.ravel_multi_index(idx, shape)
+    count = np.bincount(flat, minlength=nt * nz * nx).astype(np.float64)
+    if reduce == "mean":
+        total = np.bincount(flat, weights=values, minlength=nt * nz * nx)
+        out = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    else:
+        out = np.full(nt * nz * nx, -np.inf)
+        np.maximum.at(out, flat, values)
+        out[count == 0] = np.nan
+    return GammaGrid(out.reshape(shape), xe, ze, te)
+
+
+def curriculum(series: list[GammaSnapshot]) -> dict[str, list[float]]:
+    """The automatic curriculum as numbers, one entry per snapshot: ``step``,
+    ``enrichment`` (γ in the source region, METHOD §4), ``residual_ratio`` (source
+    region ÷ elsewhere), ``gamma_max`` and ``gamma_p99`` (of γ/mean γ)."""
+    out: dict[str, list[float]] = {
+        k: [] for k in ("step", "enrichment", "residual_ratio", "gamma_max", "gamma_p99")
+    }
+    for s in series:
+        out["step"].append(float(s.step))
+        out["enrichment"].append(enrichment(s.gamma, source_region(s)))
+        out["residual_ratio"].append(residual_ratio(s))
+        out["gamma_max"].append(float(s.gamma.max()))
+        out["gamma_p99"].append(float(np.quantile(s.gamma, 0.99)))
+    return out
