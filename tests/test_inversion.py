@@ -77,6 +77,14 @@ def test_jet_along_the_first_inputs_matches_autograd():
         h = torch.autograd.grad(g[:, k].sum(), x, retain_graph=True)[0][:, k]
         assert torch.allclose(jet.first[:, k, 0], g[:, k], atol=1e-12)
         assert torch.allclose(jet.second[:, k, 0], h, atol=1e-10)
+    # Mixed rows: weighted sums of pure second derivatives (a Laplacian and ∂_tt).
+    mix = torch.tensor([[2.0, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    mixed = mlp_jet(mlp, x, dims=3, mix=mix)
+    assert mixed.second.shape == (32, 2, 1)
+    assert torch.allclose(
+        mixed.second[:, 0, 0], 2 * jet.second[:, 0, 0] + 0.5 * jet.second[:, 1, 0]
+    )
+    assert torch.allclose(mixed.second[:, 1, 0], jet.second[:, 2, 0])
 
 
 @pytest.mark.parametrize("mode", ["shared", "per_shot"])

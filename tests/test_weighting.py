@@ -461,3 +461,32 @@ def test_mlp_shapes_and_init():
     assert not any(p.requires_grad for p in net.layers[0].buffers())
     with pytest.raises(ConfigError, match="activation"):
         MLP(1, 1, activation="swish2")
+
+
+def test_grad_norms_from_gram_matrices_match_exact_ones_for_a_wave_residual():
+    """A residual built on forward-mode jets (u_tt − c² ∇²u − s) takes the cheap
+    path, and its per-point norms equal torch.func's exact ones."""
+    from seispinn.pinn.derivatives import mlp_jet
+
+    torch.manual_seed(0)
+    net = MLP(3, 1, width=16, depth=2)
+    speed = MLP(2, 1, width=8, depth=1)  # a plain-called network beside it
+
+    class Residual(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.speed = net, speed
+
+        def forward(self, x):
+            jet = mlp_jet(self.net, x)
+            c = 1.0 + 0.1 * torch.tanh(self.speed(x[:, :2]))[:, 0]
+            lap = jet.second[:, 0, 0] + jet.second[:, 1, 0]
+            return (jet.second[:, 2, 0] - c**2 * lap - x[:, 0]) ** 2
+
+    res = Residual()
+    x = torch.randn(40, 3)
+    point_loss = PointLoss(res, lambda p, pts: functional_call(res, p, (pts,)), x)
+    cheap = grad_norms_linear(point_loss)
+    assert cheap is not None
+    torch.testing.assert_close(cheap, grad_norms_vmap(point_loss), rtol=1e-4, atol=1e-5)
+    assert per_point_grad_norms(point_loss)[1] == "linear"

@@ -26,12 +26,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `seispinn --help` does not load torch and Deepwave.
     from seispinn.experiments.invert import load_invert_config, run_inversion
+    from seispinn.pinn.distributed import init_from_env
 
+    # Under torchrun (WORLD_SIZE > 1) every process trains a share; rank 0 reports.
+    rank = init_from_env().rank
     overrides = training_overrides(args)
     config = load_invert_config(args.config, overrides)
     result = run_inversion(
         config, args.run_dir, resume=args.resume, config_path=args.config, device=args.device
     )
+    if rank != 0:
+        return 0
     m = result.metrics
     print(json.dumps(m, indent=1))
     parts = [

@@ -31,6 +31,7 @@ from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.models import VelocityModel
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_collocation
+from seispinn.pinn.distributed import all_reduce_, shard
 from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.wave import GridVelocity, Scales, WavefieldNet, WaveSource, wave_residual
 from seispinn.pinn.weighting import (
@@ -360,19 +361,22 @@ class WaveForwardProblem:
 
     def losses(self, step: int) -> StepLosses:
         c = self.config.collocation
-        ids = batch_ids(step, len(self.points), c.batch_size, self.config.training.seed).to(
+        batch = batch_ids(step, len(self.points), c.batch_size, self.config.training.seed).to(
             self.device
         )
+        sh = shard()
+        ids = batch[sh.owns(batch)]  # this rank's share of the global batch
         pts = self.points.points[ids]
         sq = self.residual(pts) ** 2
         w = self.config.weighting
         causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
-        terms = {"pde": self.weighting.weighted_loss(sq * causal, ids)}
+        terms = {"pde": self.weighting.weighted_loss(sq * causal, ids, len(batch))}
         if not self.config.network.exact_ic:
             u0, ut0 = self.net.value_and_time_derivative(self.ic_points)
             u0 = u0 / self.scales.u_scale
             ut0 = ut0 * self.scales.t_max / self.scales.u_scale
-            terms["ic"] = c.ic_weight * ((u0**2).mean() + (ut0**2).mean())
+            # Every rank evaluates the whole IC term: its share is 1/K of it.
+            terms["ic"] = c.ic_weight * ((u0**2).mean() + (ut0**2).mean()) / sh.world
         point_loss = None
         if self.config.weighting.name == "gradnorm":
             point_loss = PointLoss(self._squared_residual, self._point_loss, pts)
@@ -441,6 +445,7 @@ def causal_weights(sq: Tensor, t: Tensor, t_max: float, bins: int, eps: float) -
     k = (t / t_max * bins).long().clamp(0, bins - 1)
     sums = torch.zeros(bins, dtype=sq.dtype, device=sq.device).index_add_(0, k, sq.detach())
     counts = torch.zeros_like(sums).index_add_(0, k, torch.ones_like(sq))
+    all_reduce_([sums, counts])  # the bins' means over the global batch
     mean = sums / counts.clamp_min(1)
     before = torch.cumsum(mean, 0) - mean
     return torch.exp(-eps * before)[k]

@@ -40,6 +40,7 @@ from seispinn.gathers import ShotGathers
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
 from seispinn.models import VelocityModel, homogeneous
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
+from seispinn.pinn.distributed import barrier, is_main, shard
 from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 from seispinn.pinn.wave import (
@@ -282,8 +283,11 @@ class InversionInputs:
     true: VelocityModel | None = None
 
 
-def prepare_inputs(config: InvertConfig, run_dir: Path | None = None) -> InversionInputs:
-    """Read (or synthesise, write and read back) the observed data and the models."""
+def prepare_inputs(
+    config: InvertConfig, run_dir: Path | None = None, *, write: bool = True
+) -> InversionInputs:
+    """Read (or synthesise, write and read back) the observed data and the models.
+    ``write=False`` reads synthetic data another process wrote to ``run_dir``."""
     d, src = config.data, config.source
     true = read_velocity(d.true_model, dx=d.dx, dz=d.dz) if d.true_model else None
     if d.survey:
@@ -296,8 +300,12 @@ def prepare_inputs(config: InvertConfig, run_dir: Path | None = None) -> Inversi
         delay = src.delay or 1.5 / freq
         acq = dataclasses.replace(acq, freq=freq, delay=delay)
         options = dataclasses.replace(survey.modelling, source_sigma=src.sigma)
-        gathers = simulate(true, acq, options)
-        if run_dir is not None:
+        if run_dir is not None and not write:
+            gathers = read_shots(run_dir / "observed.sgy")
+            true = read_velocity(run_dir / "true.sgy")
+        else:
+            gathers = simulate(true, acq, options)
+        if run_dir is not None and write:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_shots(run_dir / "observed.sgy", gathers)
             write_velocity(run_dir / "true.sgy", true)
@@ -417,25 +425,35 @@ class InversionProblem:
             r = r * (self.c_ref / c)
         return r * (self.scales.t_max**2 / self.scales.u_scale)
 
-    def data_misfit(self, ids: Tensor) -> Tensor:
+    def data_misfit(self, ids: Tensor, denominator: int | None = None) -> Tensor:
         """Mean squared trace misfit over data samples ``ids``, over the observed
-        mean square (dimensionless)."""
+        mean square (dimensionless); with ``denominator``, the sum over ``ids`` ÷ it
+        (a rank's share of a global batch)."""
         u = self.wavefield(self.data_points[ids], self.data_shot[ids])
-        return ((u - self.data_obs[ids]) ** 2).mean() / self.data_ms
+        sq = (u - self.data_obs[ids]) ** 2
+        return (sq.mean() if denominator is None else sq.sum() / denominator) / self.data_ms
+
+    def _owner(self, ids: Tensor, shot: Tensor) -> Tensor:
+        """Owner keys of items ``ids``: the shot when there are at least as many shots
+        as ranks (shots are independent, so each rank takes whole shots), else the id."""
+        return shot[ids] if len(self.source_x) >= shard().world else ids
 
     def losses(self, step: int) -> StepLosses:
         c, seed = self.config.collocation, self.config.training.seed
-        ids = batch_ids(step, len(self.points), c.batch_size, seed).to(self.device)
-        pts = self.points.points[ids]
         assert self.points.shot is not None
+        sh = shard()
+        batch = batch_ids(step, len(self.points), c.batch_size, seed).to(self.device)
+        ids = batch[sh.owns(self._owner(batch, self.points.shot))]  # this rank's share
+        pts = self.points.points[ids]
         shot = self.points.shot[ids]
         sq = self.residual(pts, shot) ** 2
         w = self.config.weighting
         causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
-        dids = batch_ids(step, len(self.data_obs), c.data_batch, seed + 1).to(self.device)
+        dbatch = batch_ids(step, len(self.data_obs), c.data_batch, seed + 1).to(self.device)
+        dids = dbatch[sh.owns(self._owner(dbatch, self.data_shot))]
         terms = {
-            "pde": self.weighting.weighted_loss(sq * causal, ids),
-            "data": self.data_misfit(dids),
+            "pde": self.weighting.weighted_loss(sq * causal, ids, len(batch)),
+            "data": self.data_misfit(dids, len(dbatch)),
         }
         point_loss = None
         if w.name == "gradnorm":
@@ -671,7 +689,8 @@ def invert(
     run_dir = Path(run_dir) if run_dir is not None else None
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     problem = InversionProblem(config, inputs, dev)
-    if run_dir is not None:
+    main = is_main()
+    if run_dir is not None and main:
         (run_dir / "gamma").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
 
@@ -684,6 +703,8 @@ def invert(
     snapshot(config.training.steps)
     train_seconds = time.perf_counter() - t0
     model = problem.velocity.to_model(inputs.start)
+    if not main:  # rank 0 scores and writes
+        return InversionResult(model, {}, history, problem)
     metrics: dict[str, Any] = {
         "weighting": config.weighting.name,
         "seed": config.training.seed,
@@ -727,9 +748,15 @@ def run_inversion(
     config_path: Path | None = None,
     device: str | None = None,
 ) -> InversionResult:
-    """The CLI's run: prepare the inputs (from SEG-Y or a survey), invert, write."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if config_path is not None and not resume:
-        shutil.copyfile(config_path, run_dir / "config.toml")
-    inputs = prepare_inputs(config, run_dir)
+    """The CLI's run: prepare the inputs (from SEG-Y or a survey), invert, write.
+    Under ``torchrun`` rank 0 prepares and writes the data, the others read them."""
+    if is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if config_path is not None and not resume:
+            shutil.copyfile(config_path, run_dir / "config.toml")
+        inputs = prepare_inputs(config, run_dir)
+        barrier()
+    else:
+        barrier()
+        inputs = prepare_inputs(config, run_dir, write=False)
     return invert(inputs, config, run_dir, resume=resume, device=device)

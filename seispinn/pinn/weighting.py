@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.func import grad, vmap
 
 from seispinn.errors import ConfigError, TrainingError
+from seispinn.pinn.derivatives import record_jet_linears
 
 __all__ = [
     "Points",
@@ -103,25 +104,69 @@ class PointLoss:
         return self.loss_fn(dict(self.model.named_parameters()), self.points)
 
 
+@dataclass
+class _LinearCall:
+    """One application of a linear layer to a batch: inputs ``a`` ``[B, R, in]``
+    (R rows per sample: 1 for a plain call; value, first and second derivative rows
+    for a jet), the output tensors (``[B, out]`` or ``[B, r, out]``) whose gradients,
+    stacked, give δ ``[B, R, out]``, and which rows carry the bias."""
+
+    layer: nn.Linear
+    a: Tensor
+    outputs: list[Tensor]
+    bias_rows: Tensor
+
+
+def _record_calls(
+    point_loss: PointLoss, linears: list[nn.Linear]
+) -> tuple[Tensor, list[_LinearCall]]:
+    calls: list[_LinearCall] = []
+
+    def remember(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        a = inputs[0]
+        calls.append(_LinearCall(module, a[:, None, :], [output], torch.ones(1, dtype=torch.bool)))
+
+    handles = [m.register_forward_hook(remember) for m in linears]
+    try:
+        with record_jet_linears() as jets:
+            losses = point_loss()
+    finally:
+        for h in handles:
+            h.remove()
+    for layer, jin, jout in jets:
+        rows = 1 + jin.first.shape[1] + jin.second.shape[1]
+        mask = torch.zeros(rows, dtype=torch.bool)
+        mask[0] = True
+        a = torch.cat([jin.value[:, None, :], jin.first, jin.second], dim=1)
+        calls.append(_LinearCall(layer, a, [jout.value, jout.first, jout.second], mask))
+    return losses, calls
+
+
 def grad_norms_linear(point_loss: PointLoss, *, check: bool = True) -> Tensor | None:
-    """Per-point ``‖∇θ l_i‖`` from layer activations, or ``None`` if this path is invalid.
+    r"""Per-point ``‖∇θ l_i‖`` from layer activations, or ``None`` if this path is invalid.
 
     For a linear layer ``z = W a + b`` acting on each sample separately, the
-    gradient of sample i's loss is ``∇W l_i = δ_i a_iᵀ`` and ``∇b l_i = δ_i`` with
-    ``δ_i = ∂l_i/∂z_i``, so ``‖∇W l_i‖² = ‖a_i‖² ‖δ_i‖²``. Since sample i's output
-    only depends on sample i's input, ``δ_i`` is also ``∂(Σ_j l_j)/∂z_i``: one
-    backward pass of the summed loss gives every ``δ_i``. Cost: one forward and one
-    backward, against B backward passes for the exact methods.
+    gradient of sample i's loss is ``∇W l_i = Σ_r δ_ir a_irᵀ`` over the rows r the
+    layer is applied to for that sample (one row for a plain call; the value and
+    its first and second input derivatives when a residual is built on
+    :class:`~seispinn.pinn.derivatives.Jet`\ s, where ``W`` multiplies every row)
+    with ``δ_ir = ∂l_i/∂z_ir``, so ``‖∇W l_i‖² = Σ_rs (a_ir·a_is)(δ_ir·δ_is)``: a
+    Gram matrix of activations times one of back-propagated signals, and
+    ``∇b l_i = Σ_(value rows) δ_ir``. Since sample i's outputs only depend on
+    sample i's inputs, ``δ_i`` is also ``∂(Σ_j l_j)/∂z_i``: one backward pass of
+    the summed loss gives every ``δ_i``. Cost: one forward and one backward, plus
+    ``B R² (in + out)`` for the Gram matrices, against B backward passes for the
+    exact methods.
 
     The formula holds only if (a) every trainable parameter belongs to an
-    ``nn.Linear`` called once per forward on a ``[B, in]`` input, (b) layers act
-    on each sample separately, and (c) the loss depends on the layer outputs
-    only, not on input derivatives (a PINN residual ``u_xx`` breaks it because θ
-    then also enters through the backward graph). (a) is checked by structure;
-    (c) by ``check``: the per-sample gradients must add up to the batch gradient,
-    which fails when θ enters the loss other than through ``W a + b``. A layer
-    mixing samples without parameters (a batch-wise normalisation) passes both
-    checks and gives wrong norms: do not use this path for such models.
+    ``nn.Linear`` applied to ``[B, in]`` inputs (plain calls or jets) covering the
+    whole batch, (b) layers act on each sample separately, and (c) θ enters the
+    loss only through those products (a residual taken with ``torch.autograd.grad``
+    breaks it, as θ then also enters through the backward graph). (a) is checked
+    by structure; (c) by ``check``: the per-sample gradients must add up to the
+    batch gradient. A layer mixing samples without parameters (a batch-wise
+    normalisation) passes both checks and gives wrong norms: do not use this path
+    for such models.
 
     Args:
         point_loss: model, per-point loss function and batch.
@@ -137,48 +182,53 @@ def grad_norms_linear(point_loss: PointLoss, *, check: bool = True) -> Tensor | 
     covered = {id(p) for m in linears for p in m.parameters() if p.requires_grad}
     if not linears or covered != {id(p) for p in params}:
         return None
-    records: list[tuple[nn.Linear, Tensor, Tensor]] = []
-
-    def remember(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        records.append((module, inputs[0], output))
-
-    handles = [m.register_forward_hook(remember) for m in linears]
-    try:
-        losses = point_loss()
-    finally:
-        for h in handles:
-            h.remove()
+    losses, calls = _record_calls(point_loss, linears)
     n = losses.shape[0]
-    if len(records) != len(linears) or any(
-        a.dim() != 2 or a.shape[0] != n or not z.requires_grad for _, a, z in records
+    if not calls or any(
+        c.a.dim() != 3 or c.a.shape[0] != n or not all(z.requires_grad for z in c.outputs)
+        for c in calls
     ):
         return None
-    outputs = [z for _, _, z in records]
+    outputs = [z for c in calls for z in c.outputs]
     grads = torch.autograd.grad(
         losses.sum(), outputs + (params if check else []), allow_unused=True
     )
-    deltas = grads[: len(outputs)]
-    if any(d is None for d in deltas):
-        return None
+    # Gradients of the tensors the loss was built from (a view made afterwards would
+    # not be in the graph), then [B, out] → [B, 1, out] rows.
+    deltas = [
+        (torch.zeros_like(z) if g is None else g).reshape(z.shape[0], -1, z.shape[-1])
+        for z, g in zip(outputs, grads, strict=False)
+    ]
+    by_layer: dict[int, list[tuple[_LinearCall, Tensor]]] = {}
+    k = 0
+    for c in calls:
+        d = torch.cat(deltas[k : k + len(c.outputs)], dim=1)
+        k += len(c.outputs)
+        by_layer.setdefault(id(c.layer), []).append((c, d))
     sq = torch.zeros(n, dtype=losses.dtype, device=losses.device)
     per_sample_sum: dict[int, Tensor] = {}
-    for (layer, a, _), d in zip(records, deltas, strict=True):
-        a = a.detach()
-        d_sq = d.pow(2).sum(1)
+    for entries in by_layer.values():
+        layer = entries[0][0].layer
+        a = torch.cat([c.a.detach() for c, _ in entries], dim=1)  # [B, R, in]
+        d = torch.cat([d for _, d in entries], dim=1)  # [B, R, out]
+        bias_rows = torch.cat([c.bias_rows for c, _ in entries]).to(d.device)
         if layer.weight.requires_grad:
-            sq = sq + a.pow(2).sum(1) * d_sq
-            per_sample_sum[id(layer.weight)] = d.T @ a
+            gram_a = a @ a.transpose(1, 2) if a.shape[1] > 1 else a.pow(2).sum(2, keepdim=True)
+            gram_d = d @ d.transpose(1, 2) if d.shape[1] > 1 else d.pow(2).sum(2, keepdim=True)
+            sq = sq + (gram_a * gram_d).sum((1, 2))
+            per_sample_sum[id(layer.weight)] = torch.einsum("bro,bri->oi", d, a)
         if layer.bias is not None and layer.bias.requires_grad:
-            sq = sq + d_sq
-            per_sample_sum[id(layer.bias)] = d.sum(0)
+            db = d[:, bias_rows].sum(1)
+            sq = sq + db.pow(2).sum(1)
+            per_sample_sum[id(layer.bias)] = db.sum(0)
     if check:
         for p, g in zip(params, grads[len(outputs) :], strict=True):
             total = torch.zeros_like(p) if g is None else g
-            summed = per_sample_sum[id(p)]
+            summed = per_sample_sum.get(id(p), torch.zeros_like(p))
             scale = total.abs().max().clamp_min(1e-30)
             if not torch.allclose(summed, total, rtol=1e-4, atol=1e-5 * float(scale)):
                 return None
-    return sq.sqrt().detach()
+    return sq.clamp_min(0).sqrt().detach()
 
 
 def _unsqueeze(points: Points) -> Points:
@@ -234,7 +284,11 @@ GRAD_NORM_METHODS = ("auto", "linear", "vmap", "loop")
 
 
 def per_point_grad_norms(
-    point_loss: PointLoss, method: str = "auto", chunk_size: int | None = None
+    point_loss: PointLoss,
+    method: str = "auto",
+    chunk_size: int | None = None,
+    *,
+    check: bool = True,
 ) -> tuple[Tensor, str]:
     """Per-point gradient norms ``g_i = ‖∇θ l_i‖``, by the cheapest valid method.
 
@@ -244,6 +298,8 @@ def per_point_grad_norms(
             ``'loop'``, or ``'auto'``: linear if it applies, else vmap, else
             (when ``loss_fn`` uses ``torch.autograd.grad``) loop.
         chunk_size: points per ``vmap`` chunk (None: all at once).
+        check: let the linear path verify itself (see :func:`grad_norms_linear`);
+            a caller that saw it pass on the same model and loss may skip it.
 
     Returns:
         ``([B] norms, method used)``.
@@ -251,7 +307,7 @@ def per_point_grad_norms(
     if method not in GRAD_NORM_METHODS:
         raise ConfigError(f"unknown grad-norm method {method!r}; choose one of {GRAD_NORM_METHODS}")
     if method in ("auto", "linear"):
-        norms = grad_norms_linear(point_loss)
+        norms = grad_norms_linear(point_loss, check=check)
         if norms is not None:
             return norms, "linear"
         if method == "linear":
@@ -276,14 +332,17 @@ def per_point_grad_norms(
 # --------------------------------------------------------------------------------------
 
 
-def weighted_mean(sq_residual: Tensor, weights: Tensor) -> Tensor:
-    """``mean_i w_i r_i²``: ``sq_residual`` and ``weights`` are ``[B]``; returns a scalar."""
+def weighted_mean(sq_residual: Tensor, weights: Tensor, denominator: int | None = None) -> Tensor:
+    """``mean_i w_i r_i²``: ``sq_residual`` and ``weights`` are ``[B]``; returns a scalar.
+    With ``denominator``, ``Σ_i w_i r_i² / denominator`` instead (a rank's share of a
+    batch spread over processes; zero for an empty share)."""
     if sq_residual.shape != weights.shape:
         raise ConfigError(
             f"squared residuals {tuple(sq_residual.shape)} and weights "
             f"{tuple(weights.shape)} must have the same shape [B]"
         )
-    return (weights.to(sq_residual.dtype) * sq_residual).mean()
+    weighted = weights.to(sq_residual.dtype) * sq_residual
+    return weighted.mean() if denominator is None else weighted.sum() / denominator
 
 
 def enrichment(weights: Tensor, in_region: Tensor) -> float:
@@ -477,10 +536,13 @@ class PointWeighting(nn.Module):
         """``[B]`` weights of points ``ids`` (``[B]`` LongTensor): what multiplies r_i²."""
         raise NotImplementedError
 
-    def weighted_loss(self, sq_residual: Tensor, ids: Tensor) -> Tensor:
-        """``mean_i w_i r_i²`` over a batch: ``sq_residual`` ``[B]``, ``ids`` ``[B]`` -> scalar."""
+    def weighted_loss(
+        self, sq_residual: Tensor, ids: Tensor, denominator: int | None = None
+    ) -> Tensor:
+        """``mean_i w_i r_i²`` over a batch: ``sq_residual`` ``[B]``, ``ids`` ``[B]`` -> scalar
+        (``Σ / denominator`` with one, see :func:`weighted_mean`)."""
         _check_ids(ids, self.n_points)
-        return weighted_mean(sq_residual, self.weights(ids))
+        return weighted_mean(sq_residual, self.weights(ids), denominator)
 
     def update(
         self, step: int, ids: Tensor, sq_residual: Tensor, point_loss: PointLoss | None = None
@@ -610,8 +672,12 @@ class GradNormWeights(PointWeighting):
             return
         if point_loss is None:
             raise ConfigError("grad-norm weighting needs point_loss on refresh steps")
+        # The linear path verifies itself once; the model and loss do not change after.
         norms, self.last_method = per_point_grad_norms(
-            point_loss, self.options.method, self.options.chunk_size
+            point_loss,
+            self.options.method,
+            self.options.chunk_size,
+            check=self.last_method != "linear",
         )
         self.refresh(ids, norms)
 
