@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from seispinn.diagnostics.gamma import curriculum, load_gamma_series
+from seispinn.diagnostics.runfolder import RunFolder
 from seispinn.errors import ConfigError
 from seispinn.experiments.invert import (
     InversionInputs,
@@ -230,8 +231,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def _figures(
     report: CompareReport, inputs: InversionInputs, held: np.ndarray, run_dirs: dict[str, Path]
 ) -> None:
-    from seispinn.diagnostics.runfolder import RunFolder
-
     fig_dir = report.out / "figures"
     fig_dir.mkdir(exist_ok=True)
     if inputs.true is not None:
