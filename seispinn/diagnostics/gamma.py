@@ -25,6 +25,7 @@ __all__ = [
     "source_region",
     "enrichment",
     "residual_ratio",
+    "source_measures",
     "bin_points",
     "curriculum",
 ]
@@ -151,6 +152,22 @@ def residual_ratio(snap: GammaSnapshot) -> float:
     if not region.any() or region.all() or not np.all(np.isfinite(r)):
         return float("nan")
     return float(np.sqrt(np.mean(r[region] ** 2) / max(np.mean(r[~region] ** 2), 1e-300)))
+
+
+def source_measures(snap: GammaSnapshot) -> dict[str, float]:
+    """METHOD §4 at one snapshot: RMS |r| in the source region and elsewhere, their
+    ratio, the γ enrichment there and the share of points there."""
+    region = source_region(snap)
+    r = snap.residual
+    rms_in = float(np.sqrt(np.mean(r[region] ** 2))) if region.any() else float("nan")
+    rms_out = float(np.sqrt(np.mean(r[~region] ** 2))) if not region.all() else float("nan")
+    return {
+        "source_residual": rms_in,
+        "other_residual": rms_out,
+        "source_to_other": residual_ratio(snap),
+        "enrichment": enrichment(snap.gamma, region),
+        "source_region_share": float(region.mean()),
+    }
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,10 @@ from seispinn.experiments.invert import (
     invert,
     model_scores,
     prepare_inputs,
+    write_run_outputs,
 )
 from seispinn.forward.fwi import fwi
-from seispinn.io import write_shots, write_velocity
+from seispinn.io import write_velocity
 from seispinn.models import VelocityModel
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
 from seispinn.plots.inversion import gather_comparison_figure, inversion_figure, loss_curves_figure
@@ -119,16 +120,8 @@ def _run_fwi(
         train_seconds=result.seconds,
         options=dataclasses.asdict(config.fwi),
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_velocity(run_dir / "inverted.sgy", result.model)
-    write_velocity(run_dir / "start.sgy", inputs.start)
-    write_shots(run_dir / "predicted.sgy", predicted)
-    write_shots(run_dir / "observed.sgy", inputs.gathers)
-    if inputs.true is not None:
-        write_velocity(run_dir / "true.sgy", inputs.true)
-    np.save(run_dir / "heldout.npy", held)
+    write_run_outputs(run_dir, result.model, inputs, held, predicted, metrics)
     (run_dir / "history.json").write_text(json.dumps(result.history, indent=1))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return _row("fwi", "", metrics, len(result.history), result.seconds), result.model
 
 

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from seispinn.acquisition import Acquisition
 from seispinn.config import load_sections
-from seispinn.diagnostics.gamma import GammaSnapshot
+from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
 from seispinn.errors import ConfigError
 from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
@@ -395,27 +395,6 @@ class WaveForwardProblem:
             out[k] = u.cpu().numpy().reshape(zz.shape)
         return out
 
-    def residual_measures(self, radius: float, chunk: int = 8192) -> dict[str, float]:
-        """METHOD §4: RMS residual in the source region (within ``radius`` m of the
-        source, during the wavelet's active window) and elsewhere, their ratio, and
-        the per-point weight enrichment there; over the whole collocation set."""
-        pts = self.points.points
-        res = torch.cat([self.residual(p).detach() for p in pts.split(chunk)])
-        region = self.source_region(pts, radius)
-        w = self.weighting.weights(self.points.ids).detach()
-        inside, outside = res[region], res[~region]
-        rms_in = float(inside.pow(2).mean().sqrt()) if inside.numel() else float("nan")
-        rms_out = float(outside.pow(2).mean().sqrt()) if outside.numel() else float("nan")
-        share_w = float(w[region].sum() / w.sum())
-        share_n = float(region.float().mean())
-        return {
-            "source_residual": rms_in,
-            "other_residual": rms_out,
-            "source_to_other": rms_in / rms_out,
-            "enrichment": share_w / share_n if share_n > 0 else float("nan"),
-            "source_region_share": share_n,
-        }
-
     def gamma_snapshot(self, step: int, chunk: int = 8192) -> GammaSnapshot:
         """γ and |r| over all collocation points now (see :class:`GammaSnapshot`)."""
         res = torch.cat([self.residual(p).detach() for p in self.points.points.split(chunk)])
@@ -429,11 +408,6 @@ class WaveForwardProblem:
             source_radius=self.config.reference.source_radius,
             active_until=self.source.active_until(),
         )
-
-    def source_region(self, pts: Tensor, radius: float) -> Tensor:
-        """``[N]`` bool: within ``radius`` m of the source while the wavelet is active."""
-        r2 = (pts[:, 0] - self.source.x) ** 2 + (pts[:, 1] - self.source.z) ** 2
-        return (r2 <= radius**2) & (pts[:, 2] <= self.source.active_until())
 
 
 def causal_weights(sq: Tensor, t: Tensor, t_max: float, bins: int, eps: float) -> Tensor:
@@ -548,7 +522,9 @@ def run_forward(
     t0 = time.perf_counter()
     history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)
     seconds = time.perf_counter() - t0
-    snapshot(config.training.steps)
+    final = problem.gamma_snapshot(config.training.steps)
+    if run_dir is not None:
+        final.save(run_dir / "gamma" / f"step_{config.training.steps:06d}.npz")
     scores, pred, ref_in = score(problem, model, ref, times)
     metrics: dict[str, Any] = {
         "weighting": config.weighting.name,
@@ -556,7 +532,7 @@ def run_forward(
         "steps": config.training.steps,
         "train_seconds": history[-1]["seconds"] if history else seconds,
         **scores,
-        **problem.residual_measures(config.reference.source_radius),
+        **source_measures(final),
     }
     if run_dir is not None:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))

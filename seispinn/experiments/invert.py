@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from seispinn.config import load_sections
-from seispinn.diagnostics.gamma import GammaSnapshot, enrichment, residual_ratio, source_region
+from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
 from seispinn.errors import ConfigError
 from seispinn.experiments.forward import WeightingConfig, causal_weights, gamma_snapshot
 from seispinn.forward.analytic import peak_amplitude
@@ -74,6 +74,7 @@ __all__ = [
     "heldout_misfit",
     "illuminated_part",
     "model_scores",
+    "write_run_outputs",
 ]
 
 
@@ -656,6 +657,31 @@ def model_scores(
     return out, predicted
 
 
+def write_run_outputs(
+    run_dir: Path,
+    model: VelocityModel,
+    inputs: InversionInputs,
+    held_out: np.ndarray,
+    predicted: ShotGathers | None,
+    metrics: dict[str, Any],
+) -> None:
+    """What every inversion run folder holds besides its training state:
+    ``inverted.sgy``, ``start.sgy``, ``observed.sgy`` and ``true.sgy`` (unless already
+    there: `seispinn plot run` needs them), ``heldout.npy``, ``predicted.sgy`` and
+    ``metrics.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_velocity(run_dir / "inverted.sgy", model)
+    write_velocity(run_dir / "start.sgy", inputs.start)
+    if not (run_dir / "observed.sgy").exists():
+        write_shots(run_dir / "observed.sgy", inputs.gathers)
+    if inputs.true is not None and not (run_dir / "true.sgy").exists():
+        write_velocity(run_dir / "true.sgy", inputs.true)
+    np.save(run_dir / "heldout.npy", held_out)
+    if predicted is not None:
+        write_shots(run_dir / "predicted.sgy", predicted)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
 @dataclass
 class InversionResult:
     """The inverted model ``[nz, nx]`` (m/s) on the start's grid, the metrics and
@@ -700,7 +726,6 @@ def invert(
 
     t0 = time.perf_counter()
     history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)
-    snapshot(config.training.steps)
     train_seconds = time.perf_counter() - t0
     model = problem.velocity.to_model(inputs.start)
     if not main:  # rank 0 scores and writes
@@ -715,8 +740,11 @@ def invert(
         },
     }
     final = problem.gamma_snapshot(config.training.steps)
-    metrics["gamma_enrichment"] = enrichment(final.gamma, source_region(final))
-    metrics["source_residual_ratio"] = residual_ratio(final)
+    if run_dir is not None:
+        final.save(run_dir / "gamma" / f"step_{config.training.steps:06d}.npz")
+    measures = source_measures(final)
+    metrics["gamma_enrichment"] = measures["enrichment"]
+    metrics["source_residual_ratio"] = measures["source_to_other"]
     predicted = None
     if score_heldout:
         if illuminated is None and inputs.true is not None:
@@ -726,17 +754,7 @@ def invert(
     elif inputs.true is not None:
         metrics.update(velocity_scores(model, inputs.start, inputs.true))
     if run_dir is not None:
-        write_velocity(run_dir / "inverted.sgy", model)
-        write_velocity(run_dir / "start.sgy", inputs.start)
-        # A self-contained folder: `seispinn plot run` needs the data and the truth.
-        if not (run_dir / "observed.sgy").exists():
-            write_shots(run_dir / "observed.sgy", inputs.gathers)
-        if inputs.true is not None and not (run_dir / "true.sgy").exists():
-            write_velocity(run_dir / "true.sgy", inputs.true)
-        np.save(run_dir / "heldout.npy", problem.held_out)
-        if predicted is not None:
-            write_shots(run_dir / "predicted.sgy", predicted)
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        write_run_outputs(run_dir, model, inputs, problem.held_out, predicted, metrics)
     return InversionResult(model, metrics, history, problem)
 
 

@@ -129,6 +129,15 @@ def _project(values: np.ndarray, reduce: str) -> np.ndarray:
     return np.where(filled.any(axis=0), out, np.nan)
 
 
+def _projections(
+    snaps: Sequence[GammaSnapshot], reduce: str, shape: Shape | None
+) -> tuple[list[GammaGrid], list[np.ndarray], LogNorm]:
+    """Each snapshot's γ binned, its projection over t, and one colour scale for all."""
+    grids = [bin_points(s.points, s.gamma, _shape(s.points, shape), reduce=reduce) for s in snaps]
+    projs = [_project(g.values, reduce) for g in grids]
+    return grids, projs, _log_norm(*projs)
+
+
 def _time_bins(grid: GammaGrid, times: Sequence[float] | None, n: int = 4) -> list[int]:
     centres = grid.t_centres
     if times is None:
@@ -248,9 +257,7 @@ def gamma_evolution_figure(
     if len(snaps) > max_panels:
         keep = np.unique(np.linspace(0, len(snaps) - 1, max_panels).round().astype(int))
         snaps = [snaps[k] for k in keep]
-    grids = [bin_points(s.points, s.gamma, _shape(s.points, shape), reduce=reduce) for s in snaps]
-    projs = [_project(g.values, reduce) for g in grids]
-    norm = _log_norm(*projs)
+    grids, projs, norm = _projections(snaps, reduce, shape)
     fig = _figure(3.2 * len(snaps), 3.4)
     axes = fig.subplots(1, len(snaps), squeeze=False)[0]
     for ax, s, g, proj in zip(axes, snaps, grids, projs, strict=True):
@@ -279,9 +286,7 @@ def gamma_animation(
     path = Path(path)
     if path.suffix == ".mp4" and shutil.which("ffmpeg") is None:
         path = path.with_suffix(".gif")
-    grids = [bin_points(s.points, s.gamma, _shape(s.points, shape), reduce=reduce) for s in snaps]
-    projs = [_project(g.values, reduce) for g in grids]
-    norm = _log_norm(*projs)
+    grids, projs, norm = _projections(snaps, reduce, shape)
     fig = _figure(5.0, 3.8)
     ax = fig.subplots()
     im = _image(ax, projs[0], grids[0].extent, norm, f"step {snaps[0].step}")
