@@ -17,9 +17,13 @@ For each N (collocation points per step) it times, on the wave-equation residual
 - ``plain``: one forward and backward pass of the network on the N points
   without input derivatives: the floor.
 
-Each case runs in its own process (spawned) so that peak memory (max RSS on CPU,
-max allocated on CUDA) is its own; all with the same thread count. Prints a table
-and the target ratios at N = 4096, writes JSON.
+Two passes. The table (time and peak memory per case and N) runs each case in its
+own spawned process, so that peak memory (max RSS on CPU, max allocated on CUDA) is
+its own. The ratios at N = 4096 come from a second pass in one process with the
+same threads: every case set up side by side, then timed in interleaved rounds of
+blocks of steps (order rotated each round), the median block per case. A shared
+machine's speed drifts by ±20 % over minutes; interleaving puts every case under
+the same drift, which one-process-per-case timing cannot. Prints both, writes JSON.
 """
 
 from __future__ import annotations
@@ -175,6 +179,70 @@ def _time_case(case: str, n: int, device: str, threads: int, steps: int, queue: 
     queue.put({"case": case, "n": n, "seconds_per_step": per_step, "peak_memory_mib": peak})
 
 
+def _block_seconds(problem: Any, case: str, steps: int, sync: Any) -> float:
+    """Seconds per step over one block of ``train`` (steps 1..steps of a fresh call).
+
+    Step 0 (optimiser state creation) is left out; with 11 steps the block holds
+    ten steps and exactly one grad-norm refresh at K = 10 (at step 10).
+    """
+    from seispinn.pinn.training import TrainOptions, train
+
+    stamps: list[float] = []
+
+    def stamp(step: int) -> None:
+        sync()
+        stamps.append(time.perf_counter())
+
+    options = TrainOptions(
+        steps=steps + 1,
+        lr=1e-4,
+        log_every=10**9,
+        checkpoint_every=10**9,
+        snapshot_every=1,
+        progress=False,
+        compile=case.endswith("_compiled"),
+    )
+    train(problem, options, on_snapshot=stamp)
+    return (stamps[-1] - stamps[0]) / steps
+
+
+def interleaved(
+    cases: list[str], n: int, device: str, threads: int, rounds: int, block: int = 10
+) -> dict[str, float]:
+    """Seconds per step of each case, all in this process, timed in interleaved rounds.
+
+    Returns the median over ``rounds`` blocks of ``block`` steps per case (the
+    ``plain`` floor: the median of blocks of forward+backward passes).
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    built = {case: _problem(case, n, device) for case in cases}
+
+    def run(case: str) -> float:
+        problem, points = built[case]
+        if case != "plain":
+            return _block_seconds(problem, case, block, sync)
+        net = problem.residual.net
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(block):
+            net.zero_grad(set_to_none=True)
+            net(points).pow(2).mean().backward()
+        sync()
+        return (time.perf_counter() - t0) / block
+
+    for case in cases:  # warm-up: allocator, thread pool, torch.compile
+        run(case)
+    times: dict[str, list[float]] = {case: [] for case in cases}
+    for r in range(rounds):
+        order = cases[r % len(cases) :] + cases[: r % len(cases)]
+        for case in order:
+            times[case].append(run(case))
+    return {case: float(np.median(v)) for case, v in times.items()}
+
+
 def run_case(case: str, n: int, device: str, threads: int, steps: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -195,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="1024,4096,16384,65536")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3, help="processes per case at N = 4096")
+    p.add_argument("--repeats", type=int, default=1, help="processes per case at N = 4096")
+    p.add_argument("--rounds", type=int, default=8, help="interleaved rounds for the ratios")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("benchmarks/step_time.json"))
     args = p.parse_args(argv)
@@ -220,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     t = {(r["case"], r["n"]): r["seconds_per_step"] for r in rows}
+    same_process = interleaved(cases, n0, args.device, args.threads, args.rounds)
+    print(f"\nsame process, interleaved ({args.rounds} rounds of 10 steps) at N = {n0}:")
+    for case, sec in same_process.items():
+        print(f"  {case:<22} {sec * 1e3:9.2f} ms/step")
+    separate = {c: t[(c, n0)] for c in cases if (c, n0) in t}
+    t.update({(c, n0): sec for c, sec in same_process.items()})
     ratios: dict[str, float] = {}
 
     def ratio(name: str, a: str, b: str, n: int = n0) -> None:
@@ -278,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": rows,
         "ratios_at": n0,
+        "ratios_from": "same process, interleaved rounds",
+        "same_process_seconds_per_step": same_process,
+        "separate_process_seconds_per_step": separate,
         "ratios": ratios,
         "us_per_point": {"sizes": sizes, **scaling},
         "targets": targets,

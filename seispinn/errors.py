@@ -7,7 +7,14 @@ problem in one line. The CLI prints that line and exits non-zero.
 
 from __future__ import annotations
 
-__all__ = ["SeispinnError", "SegyError", "ModelError", "ConfigError", "TrainingError"]
+__all__ = [
+    "SeispinnError",
+    "SegyError",
+    "ModelError",
+    "ConfigError",
+    "TrainingError",
+    "ResourceError",
+]
 
 
 class SeispinnError(Exception):
@@ -28,3 +35,7 @@ class ConfigError(SeispinnError):
 
 class TrainingError(SeispinnError):
     """Training stopped: divergence (NaN/inf) or an unusable checkpoint."""
+
+
+class ResourceError(SeispinnError):
+    """A run would not fit: its estimated peak memory exceeds what the device has free."""

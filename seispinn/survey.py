@@ -136,8 +136,22 @@ def load_survey(path: str | Path) -> Survey:
         raise ConfigError(
             f"{path}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})"
         )
-    return Survey(
+    survey = Survey(
         model=build_section(ModelSpec, raw.get("model"), f"{path} [model]"),
         acquisition=build_section(AcquisitionSpec, raw.get("acquisition"), f"{path} [acquisition]"),
         modelling=build_section(ModellingOptions, raw.get("modelling"), f"{path} [modelling]"),
     )
+    _check_inside(survey, f"{path} [acquisition]")
+    return survey
+
+
+def _check_inside(survey: Survey, where: str) -> None:
+    """Sources, receivers and wells inside the [model] grid, or the key that is not."""
+    m, a = survey.model, survey.acquisition
+    x_max, z_max = (m.nx - 1) * m.dx, (m.nz - 1) * m.dx
+    for key, depth in (("source_depth", a.source_depth), ("receiver_depth", a.receiver_depth)):
+        if depth is not None and not 0 <= depth <= z_max:
+            raise ConfigError(f"{where} {key}: {depth} m lies outside the model (z 0..{z_max} m)")
+    for x in a.well_x:
+        if not 0 <= x <= x_max:
+            raise ConfigError(f"{where} well_x: {x} m lies outside the model (x 0..{x_max} m)")

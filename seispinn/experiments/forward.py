@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.models import VelocityModel
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_collocation
-from seispinn.pinn.distributed import all_reduce_, shard
+from seispinn.pinn.distributed import all_reduce_, is_main, shard
+from seispinn.pinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
 from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.wave import GridVelocity, Scales, WavefieldNet, WaveSource, wave_residual
 from seispinn.pinn.weighting import (
@@ -295,6 +297,9 @@ def cached_reference_snapshots(
     return values, times
 
 
+FORWARD_KNOBS = ("[collocation] batch_size", "n_points", "[network] width/depth")
+
+
 class WaveForwardProblem:
     """Loss terms of the forward wave PINN at a step (implements ``training.Problem``)."""
 
@@ -354,6 +359,19 @@ class WaveForwardProblem:
         c = self.velocity(points[:, 0], points[:, 1])
         r = wave_residual(der.u_tt, der.laplacian, c, self.source.density(points))
         return r * (self.scales.t_max**2 / self.scales.u_scale)
+
+    def memory_estimate(self) -> MemoryEstimate:
+        """Estimated peak memory of a training step (see :mod:`seispinn.pinn.memory`)."""
+        c, pts = self.config.collocation, self.points.points
+        parts = step_parts(
+            [self.net],
+            lambda n: self.residual(pts[:n]).square().sum(),
+            min(c.batch_size, c.n_points),
+            gradnorm=self.config.weighting.name == "gradnorm",
+            world=shard().world,
+        )
+        parts.update(point_parts(c.n_points, self.config.weighting.name))
+        return MemoryEstimate(parts, knobs=FORWARD_KNOBS)
 
     def _point_loss(self, params: dict[str, Tensor], points: Tensor) -> Tensor:
         # functional_call swaps the parameters inside self.net, which residual() uses.
@@ -506,8 +524,16 @@ def run_forward(
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = reference_model(config)
-    ref, times = cached_reference_snapshots(config, model, reference_cache)
+    c = config.collocation
+    points = MemoryEstimate(
+        point_parts(c.n_points, config.weighting.name), ("[collocation] n_points",)
+    )
+    check_fits(points, dev, "the run")
     problem = WaveForwardProblem(config, model, dev)
+    line = check_fits(problem.memory_estimate(), dev, "the run")
+    if config.training.progress and is_main():
+        print(line, file=sys.stderr)
+    ref, times = cached_reference_snapshots(config, model, reference_cache)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "gamma").mkdir(exist_ok=True)

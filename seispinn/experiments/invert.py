@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from torch import Tensor
 
 from seispinn.config import load_sections
 from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
-from seispinn.errors import ConfigError
+from seispinn.errors import ConfigError, ModelError
 from seispinn.experiments.forward import WeightingConfig, causal_weights, gamma_snapshot
 from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.fwi import FWIOptions, acquisition_from_gathers
@@ -41,6 +42,7 @@ from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
 from seispinn.models import VelocityModel, homogeneous
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
 from seispinn.pinn.distributed import barrier, is_main, shard
+from seispinn.pinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
 from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 from seispinn.pinn.wave import (
@@ -118,8 +120,14 @@ class DataConfig:
             raise ValueError("give exactly one of survey (synthetic data) and shots (SEG-Y)")
         if self.holdout_every < 0 or self.time_stride < 1 or self.max_time < 0:
             raise ValueError("holdout_every >= 0, time_stride >= 1 and max_time >= 0 required")
-        if any(len(c) not in (0, 2) for c in (self.crop_x, self.crop_z)):
-            raise ValueError("crop_x and crop_z must be [min, max] in metres")
+        for name, crop in (("crop_x", self.crop_x), ("crop_z", self.crop_z)):
+            if len(crop) not in (0, 2) or (crop and crop[0] >= crop[1]):
+                raise ValueError(f"{name} must be [min, max] with min < max (m), got {crop}")
+        for name, h in (("dx", self.dx), ("dz", self.dz)):
+            if h is not None and not h > 0:
+                raise ValueError(f"{name} must be positive (m), got {h}")
+        if self.start_velocity < 0 or self.start_smoothing < 0:
+            raise ValueError("start_velocity and start_smoothing must be >= 0")
         if not (self.start or self.start_velocity > 0 or self.start_smoothing > 0):
             raise ValueError("give a starting model: start, start_velocity or start_smoothing")
 
@@ -330,6 +338,11 @@ def prepare_inputs(
         if true is None:
             raise ConfigError("start_smoothing needs a true model: give a survey or a true_model")
         start = true.smoothed(d.start_smoothing)
+    try:  # a receiver off the grid would train the wavefield where c is undefined
+        acquisition_from_gathers(gathers, freq, delay).check_inside(start)
+    except ModelError as exc:
+        shots = d.shots or f"{d.survey} [acquisition]"
+        raise ConfigError(f"[data] {shots}: {exc} (the starting model's grid)") from None
     source = SourceConfig(src.sigma, freq, delay)
     return InversionInputs(gathers, start, source, true)
 
@@ -339,6 +352,19 @@ def _holdout_mask(gathers: ShotGathers, every: int) -> np.ndarray:
     r = np.arange(gathers.data.shape[1])[None, :]
     held = (r % every == every // 2) if every else np.zeros_like(r, dtype=bool)
     return np.broadcast_to(held, gathers.receiver_mask.shape) & gathers.receiver_mask
+
+
+MEMORY_KNOBS = ("[collocation] batch_size", "data_batch", "n_points", "[network] width/depth")
+
+
+def stored_estimate(config: InvertConfig, gathers: ShotGathers) -> MemoryEstimate:
+    """Memory an inversion holds whatever the batch (points, weights, data samples,
+    torch's runtime): known before anything is allocated."""
+    parts = point_parts(config.collocation.n_points, config.weighting.name)
+    # x, z, t, an int64 shot and the observed value per sample; an upper bound, as
+    # held-out receivers are left out.
+    parts["data samples"] = gathers.data.size * (3 * 4 + 8 + 4)
+    return MemoryEstimate(parts, knobs=MEMORY_KNOBS)
 
 
 # ------------------------------------------------------------------------------------
@@ -477,17 +503,36 @@ class InversionProblem:
         s = self.inputs.source
         return WaveSource(0.0, 0.0, s.sigma, s.freq, s.delay).active_until()
 
+    @torch.no_grad()  # the jets carry the input derivatives forward: no graph needed
     def all_residuals(self, chunk: int = 8192) -> Tensor:
         """PDE residual ``[N]`` over the whole collocation set (detached)."""
         assert self.points.shot is not None
         return torch.cat(
             [
-                self.residual(p, s).detach()
+                self.residual(p, s)
                 for p, s in zip(
                     self.points.points.split(chunk), self.points.shot.split(chunk), strict=True
                 )
             ]
         )
+
+    def memory_estimate(self) -> MemoryEstimate:
+        """Estimated peak memory of a training step (see :mod:`seispinn.pinn.memory`):
+        the batches' autograd bytes measured on probe batches, the rest by size."""
+        assert self.points.shot is not None
+        c = self.config.collocation
+        pts, shot = self.points.points, self.points.shot
+        parts = step_parts(
+            list(self.trainable().values()),
+            lambda n: self.residual(pts[:n], shot[:n]).square().sum(),
+            min(c.batch_size, c.n_points),
+            gradnorm=self.config.weighting.name == "gradnorm",
+            data=lambda n: self.data_misfit(torch.arange(n, device=self.device)),
+            data_batch=c.data_batch,
+            world=shard().world,
+        )
+        stored = stored_estimate(self.config, self.inputs.gathers)
+        return MemoryEstimate({**parts, **stored.parts}, knobs=MEMORY_KNOBS)
 
     def gamma_snapshot(self, step: int) -> GammaSnapshot:
         """γ and |r| over all collocation points now (see :class:`GammaSnapshot`)."""
@@ -714,8 +759,12 @@ def invert(
     config = config or InvertConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    check_fits(stored_estimate(config, inputs.gathers), dev, "the run")
     problem = InversionProblem(config, inputs, dev)
     main = is_main()
+    line = check_fits(problem.memory_estimate(), dev, "the run")
+    if main and config.training.progress:
+        print(line, file=sys.stderr)
     if run_dir is not None and main:
         (run_dir / "gamma").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))

@@ -167,6 +167,12 @@ def inspect(shown: str, real: str, compressed_size: int | None = None) -> Layout
         return int.from_bytes(binary[offset : offset + nbytes], order, signed=signed)
 
     fmt = field(24, 2)
+    if fmt not in FORMATS:  # the rev2 byte-order constant chose an order the code disagrees with
+        raise fail(
+            shown,
+            f"binary-header sample format code {fmt} (bytes 3225-3226, {order}-endian as the "
+            "byte-order constant at bytes 3297-3300 says) is not a known format",
+        )
     interval = field(16, 2)
     samples = field(20, 2)
     if samples == 0:

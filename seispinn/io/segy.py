@@ -98,6 +98,10 @@ _X_FIELDS = (
     ("GroupX", TraceField.GroupX),
 )
 _WRITABLE_FORMATS = (1, 5)
+# Shots of different sizes are padded to the largest; refuse padding that would
+# multiply memory (a damaged FieldRecord or source header makes every trace a shot).
+_MAX_PADDING = 4
+_PADDING_BYTES = 256 * 2**20
 
 
 # --- velocity models ----------------------------------------------------------------
@@ -488,7 +492,17 @@ def _group(keys: np.ndarray) -> np.ndarray:
 
 
 def _scatter_traces(layout: low.Layout, f: segyio.SegyFile, g: _TraceGeometry) -> np.ndarray:
-    data = np.zeros((g.counts.size, int(g.counts.max()), layout.samples), dtype=np.float32)
+    n_shots, n_slots = g.counts.size, int(g.counts.max())
+    padded = n_shots * n_slots * layout.samples * 4
+    if n_shots * n_slots > _MAX_PADDING * layout.traces and padded > _PADDING_BYTES:
+        raise fail(
+            layout.path,
+            f"shot sizes too uneven for a [shot, receiver, time] array: {n_shots} shots of "
+            f"{int(g.counts.min())} to {n_slots} traces would pad {layout.traces} traces to "
+            f"{n_shots * n_slots} ({padded / 2**30:.1f} GiB); check FieldRecord (byte 9) "
+            "and the source positions (bytes 49, 73) that group traces into shots",
+        )
+    data = np.zeros((n_shots, n_slots, layout.samples), dtype=np.float32)
     for start, stop in low.chunks(layout):
         data[g.shot[start:stop], g.slot[start:stop]] = low.read_traces(f, start, stop)
     return data

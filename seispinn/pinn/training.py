@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,16 @@ from seispinn.pinn.derivatives import compiled_jets
 from seispinn.pinn.distributed import all_reduce_, is_main, shard
 from seispinn.pinn.weighting import PointLoss, PointWeighting
 
-__all__ = ["TrainOptions", "StepLosses", "Problem", "train", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "TrainOptions",
+    "StepLosses",
+    "Problem",
+    "Diverged",
+    "train",
+    "save_checkpoint",
+    "load_checkpoint",
+    "write_text_atomic",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,10 @@ class TrainOptions:
         compile: run the networks' derivative propagation through ``torch.compile``
             (faster steps after a one-off compilation of ~30 s on CPU; see
             :func:`seispinn.pinn.derivatives.compiled_jets`).
+        divergence_retries: when a loss term becomes NaN/inf, go back to the last
+            good checkpoint this many times, each time with the learning rates (θ's
+            and SA's λ ascent) multiplied by ``retry_lr_factor``; 0: stop at once.
+        retry_lr_factor: learning-rate factor per retry, in (0, 1).
     """
 
     steps: int = 2000
@@ -70,6 +84,8 @@ class TrainOptions:
     snapshot_every: int = 0
     progress: bool = True
     compile: bool = False
+    divergence_retries: int = 0
+    retry_lr_factor: float = 0.5
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lbfgs_steps < 0:
@@ -82,6 +98,11 @@ class TrainOptions:
             raise ConfigError(f"learning rates must be positive, got {self.lr}, {self.lr_final}")
         if self.checkpoint_every < 1 or self.log_every < 1 or self.snapshot_every < 0:
             raise ConfigError("checkpoint_every and log_every must be >= 1, snapshot_every >= 0")
+        if self.divergence_retries < 0 or not 0 < self.retry_lr_factor < 1:
+            raise ConfigError(
+                "divergence_retries must be >= 0 and retry_lr_factor in (0, 1), got "
+                f"{self.divergence_retries}, {self.retry_lr_factor}"
+            )
 
 
 @dataclass
@@ -126,6 +147,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename (no half files)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True`` (no arbitrary unpickling)."""
     try:
@@ -163,12 +191,23 @@ def _sync_grads(params: list[Tensor]) -> None:
     all_reduce_([p.grad for p in params])
 
 
+class Diverged(TrainingError):
+    """A loss term became NaN or inf; ``checkpoint`` is the last good one (or None)."""
+
+    def __init__(self, message: str, step: int, term: str, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.step, self.term, self.checkpoint = step, term, checkpoint
+
+
 def _check_finite(terms: dict[str, Tensor], step: int, last_good: Path | None) -> None:
     for name, value in terms.items():
         if not torch.isfinite(value):
             where = f"; last good checkpoint: {last_good}" if last_good else ""
-            raise TrainingError(
-                f"loss term '{name}' became {float(value.detach())} at step {step}{where}"
+            raise Diverged(
+                f"loss term '{name}' became {float(value.detach())} at step {step}{where}",
+                step,
+                name,
+                last_good,
             )
 
 
@@ -224,20 +263,39 @@ def train(
     the history to ``run_dir/history.json``; ``resume`` continues from the
     checkpoint exactly (same batches, same optimiser state). A non-finite loss
     term stops with :class:`TrainingError` naming the step, the term and the
-    last good checkpoint. ``on_snapshot(step)`` is called every ``snapshot_every``
-    steps (e.g. to save the γ field).
+    last good checkpoint (:class:`Diverged`), after ``divergence_retries`` retries
+    from it with smaller learning rates. ``on_snapshot(step)`` is called every
+    ``snapshot_every`` steps (e.g. to save the γ field).
     """
     with compiled_jets(options.compile):
-        return _train(problem, options, run_dir, resume=resume, on_snapshot=on_snapshot)
+        lr_factor = None  # None: the checkpoint's (1 for a fresh run)
+        for retry in range(options.divergence_retries + 1):
+            try:
+                return _train(problem, options, run_dir, resume, on_snapshot, lr_factor)
+            except Diverged as exc:
+                if retry == options.divergence_retries or exc.checkpoint is None:
+                    raise
+                state = load_checkpoint(exc.checkpoint)
+                # Compounded over retries: the checkpoint predates the last one.
+                before = float(state.get("lr_factor", 1.0)) if lr_factor is None else lr_factor
+                lr_factor = before * options.retry_lr_factor
+                resume = True
+                if is_main():
+                    print(
+                        f"seispinn: {exc}; retry {retry + 1} of {options.divergence_retries} "
+                        f"from step {int(state['step'])} with the learning rates x{lr_factor:g}",
+                        file=sys.stderr,
+                    )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _train(
     problem: Problem,
     options: TrainOptions,
     run_dir: Path | None,
-    *,
     resume: bool,
     on_snapshot: Callable[[int], None] | None,
+    lr_factor: float | None,
 ) -> list[dict[str, float]]:
     modules = problem.trainable()
     if shard().world > 1 and (problem.weighting.name in ("gradnorm", "rba") or options.anneal):
@@ -278,6 +336,12 @@ def _train(
         weights = {k: float(v) for k, v in state["term_weights"].items()}
         history = _History(json.loads(state["history"]))
         start, elapsed = int(state["step"]), float(state["seconds"])
+        if lr_factor is None:
+            lr_factor = float(state.get("lr_factor", 1.0))
+    lr_factor = 1.0 if lr_factor is None else lr_factor
+    if ascent is not None:
+        for group in ascent.param_groups:
+            group["lr"] = problem.weighting.options.lr * lr_factor  # type: ignore[attr-defined]
     last_good = ckpt if (ckpt is not None and ckpt.exists()) else None
 
     def checkpoint(step: int) -> None:
@@ -296,9 +360,10 @@ def _train(
                 "term_weights": weights,
                 "history": json.dumps(history.records),
                 "options": json.dumps(asdict(options)),
+                "lr_factor": lr_factor,
             },
         )
-        (run_dir / "history.json").write_text(json.dumps(history.records, indent=1))
+        write_text_atomic(run_dir / "history.json", json.dumps(history.records, indent=1))
         last_good = ckpt
 
     bar = tqdm(
@@ -313,7 +378,7 @@ def _train(
         t0 = time.perf_counter()
         for group in opt.param_groups:
             moving = step >= group["frozen_until"]
-            group["lr"] = _lr_at(options, step) * group["lr_scale"] * moving
+            group["lr"] = _lr_at(options, step) * lr_factor * group["lr_scale"] * moving
         losses = problem.losses(step)
         terms = _global_terms(losses)
         _check_finite(terms, step, last_good)

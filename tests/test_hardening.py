@@ -1,0 +1,299 @@
+"""What seispinn guarantees under bad configs, kills, divergence and tight memory.
+
+Every bad config is refused by the CLI up front (exit 2, one line naming the key
+and the reason) before any data is simulated or any step is trained; a training
+process killed with SIGKILL at random moments always leaves a loadable last
+checkpoint and resumes to the uninterrupted result; a NaN stops (or retries)
+with the step, the term and the checkpoint named; a run that cannot fit in
+memory is refused with its estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seispinn.cli import main
+from seispinn.errors import ResourceError, TrainingError
+from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
+from seispinn.io import write_velocity
+from seispinn.models import homogeneous
+from seispinn.pinn import memory
+from seispinn.pinn.training import Diverged, load_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_FORWARD = {
+    "training": {"steps": 60, "log_every": 1, "progress": False, "checkpoint_every": 1},
+    "collocation": {"n_points": 1000, "batch_size": 250, "n_ic": 100},
+    "network": {"width": 16, "depth": 2},
+    "weighting": {"name": "sa"},
+    "reference": {"dx": 10.0, "padding": 200.0},
+}
+
+
+def _tiny(**training) -> object:
+    return load_forward_config(
+        None, {**TINY_FORWARD, "training": {**TINY_FORWARD["training"], **training}}
+    )
+
+
+def _problem(config) -> WaveForwardProblem:
+    return WaveForwardProblem(config, reference_model(config), torch.device("cpu"))
+
+
+# --- bad configs ----------------------------------------------------------------------
+
+INVERT = ROOT / "examples" / "invert_anomaly.toml"
+
+
+def _small_start(tmp_path: Path) -> Path:
+    """A 300 m x 300 m starting model: the anomaly survey's receivers lie beyond it."""
+    return write_velocity(tmp_path / "small.sgy", homogeneous(31, 31, 10.0, 2000.0))
+
+
+BAD_INVERT = [
+    (["--set", "training.stpes=10"], "[training]: unknown key 'stpes'"),
+    (["--set", "nonsense.key=1"], "unknown section [nonsense]"),
+    (["--set", "training.steps='many'"], "[training] steps: expected an integer"),
+    (["--steps", "0"], "steps + lbfgs_steps must be positive"),
+    (["--set", "training.lr=-0.001"], "learning rates must be positive"),
+    (["--set", "velocity.c_min=7000.0"], "[velocity]: need 0 < c_min < c_max, got 7000.0, 6000.0"),
+    (["--set", "fwi.c_min=6000.0", "--set", "fwi.c_max=5000.0"], "[fwi]: need c_min < c_max"),
+    (["--set", "collocation.batch_size=0"], "batch_size and data_batch must be >= 1"),
+    (["--set", "data.dx=-10.0"], "[data]: dx must be positive (m), got -10.0"),
+    (["--set", "data.time_stride=0"], "time_stride >= 1"),
+    (["--set", "data.crop_x=[900.0, 100.0]"], "[data]: crop_x must be [min, max] with min < max"),
+    (["--set", "source.sigma=-5.0"], "[source]: sigma must be positive"),
+    (["--set", "weighting.name=softmax"], "[weighting] name"),
+    (["--set", "training.divergence_retries=-1"], "divergence_retries must be >= 0"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INVERT, ids=[m for _, m in BAD_INVERT])
+def test_bad_invert_config_is_refused_up_front(
+    tmp_path, capsys, monkeypatch, args, message
+) -> None:
+    import seispinn.experiments.invert as invert
+
+    def accepted(*a, **k):
+        raise AssertionError("the bad config was accepted and the run started")
+
+    monkeypatch.setattr(invert, "run_inversion", accepted)
+    t0 = time.perf_counter()
+    run = tmp_path / "run"
+    code = main(["invert", "--config", str(INVERT), "--run-dir", str(run), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("seispinn invert: error: ") and err.count("\n") == 1, err
+    assert message in err, err
+    assert str(INVERT) in err or "[data]" in err or "steps" in err
+    assert not (run / "observed.sgy").exists()  # nothing simulated, nothing trained
+    assert time.perf_counter() - t0 < 10
+
+
+def test_receivers_outside_the_starting_model_are_refused(tmp_path, capsys) -> None:
+    start = _small_start(tmp_path)
+    code = main(
+        [
+            "invert",
+            "--config",
+            str(INVERT),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--set",
+            f"data.start='{start}'",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "[data]" in err and "lies outside the model" in err and "starting model" in err, err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_survey_receivers_below_the_model_name_the_key(tmp_path, capsys) -> None:
+    survey = tmp_path / "survey.toml"
+    anomaly = ROOT / "examples" / "anomaly_survey.toml"
+    survey.write_text(_with_key(anomaly, "acquisition", "receiver_depth = 5000.0"))
+    code = main(["simulate", "--survey", str(survey), "--out", str(tmp_path / "s.sgy")])
+    err = capsys.readouterr().err
+    assert code == 2 and "receiver_depth" in err and "outside the model" in err, err
+
+
+def _with_key(path: Path, section: str, line: str) -> str:
+    """The TOML at ``path`` with ``line`` added at the top of ``[section]``."""
+    out = []
+    for text in path.read_text().splitlines():
+        if text.strip().startswith("receiver_depth") and section == "acquisition":
+            continue
+        out.append(text)
+        if text.strip() == f"[{section}]":
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# --- kill -9 and resume ---------------------------------------------------------------
+
+CHILD = """
+import json, sys, torch
+from pathlib import Path
+torch.set_num_threads(1)
+from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
+from seispinn.pinn.training import train
+config = load_forward_config(None, json.loads(sys.argv[2]))
+problem = WaveForwardProblem(config, reference_model(config), torch.device("cpu"))
+train(problem, config.training, Path(sys.argv[1]), resume=sys.argv[3] == "resume")
+"""
+
+
+def _step(ckpt: Path) -> int:
+    return int(load_checkpoint(ckpt)["step"]) if ckpt.exists() else -1
+
+
+def test_kill_9_at_random_moments_then_resume_reaches_the_uninterrupted_result(tmp_path) -> None:
+    torch.set_num_threads(1)
+    config = _tiny()
+    straight = _problem(config)
+    train(straight, config.training, tmp_path / "straight")
+
+    run, ckpt = tmp_path / "killed", tmp_path / "killed" / "checkpoint.pt"
+    rng, kills, last = random.Random(0), 0, -1
+    while kills < 3:
+        mode = "resume" if ckpt.exists() else "fresh"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(run), json.dumps(TINY_FORWARD), mode]
+        )
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _step(ckpt) <= last and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.15))  # anywhere: mid-step or mid-checkpoint
+        if proc.poll() is not None:
+            break  # finished before the kill: the resume below is a no-op
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        step = _step(ckpt)  # always loadable, never behind the last one seen
+        assert last <= step < 60
+        json.loads((run / "history.json").read_text())
+        last = step
+    assert kills == 3
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", CHILD, str(run), json.dumps(TINY_FORWARD), "resume"], timeout=300
+        ).returncode
+        == 0
+    )
+    state = load_checkpoint(ckpt)
+    assert state["step"] == 60
+    for k, a in straight.net.state_dict().items():
+        torch.testing.assert_close(state["modules"]["wavefield"][k], a, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(state["weighting"]["lam"], straight.weighting.state_dict()["lam"])
+
+
+# --- divergence -----------------------------------------------------------------------
+
+
+def _poison_once(problem: WaveForwardProblem, at: int, times: int) -> list[int]:
+    """Make the PDE term NaN at step ``at`` the first ``times`` times it is reached."""
+    original, hits = problem.losses, []
+
+    def poisoned(step: int):
+        out = original(step)
+        if step == at and len(hits) < times:
+            hits.append(step)
+            out.terms["pde"] = out.terms["pde"] * float("nan")
+        return out
+
+    problem.losses = poisoned  # type: ignore[method-assign]
+    return hits
+
+
+def test_divergence_retries_from_the_last_checkpoint_with_smaller_lr(tmp_path, capsys) -> None:
+    config = _tiny(steps=30, checkpoint_every=10, divergence_retries=2)
+    problem = _problem(config)
+    hits = _poison_once(problem, at=25, times=2)
+    train(problem, config.training, tmp_path)
+    err = capsys.readouterr().err
+    assert hits == [25, 25]
+    assert "'pde' became nan at step 25" in err and "retry 2 of 2 from step 20" in err
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 30 and state["lr_factor"] == pytest.approx(0.25)
+    assert all(np.isfinite(r["loss_pde"]) for r in json.loads(state["history"]))
+
+
+def test_divergence_beyond_the_retries_names_step_term_and_checkpoint(tmp_path) -> None:
+    config = _tiny(steps=30, checkpoint_every=10, divergence_retries=1)
+    problem = _problem(config)
+    _poison_once(problem, at=25, times=5)
+    with pytest.raises(Diverged, match=r"'pde' became nan at step 25; last good checkpoint: .*"):
+        train(problem, config.training, tmp_path)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 20
+
+
+def test_divergence_without_a_checkpoint_stops_at_once() -> None:
+    config = _tiny(steps=10, divergence_retries=3)
+    problem = _problem(config)
+    _poison_once(problem, at=3, times=1)
+    with pytest.raises(TrainingError, match="at step 3$"):
+        train(problem, config.training)
+
+
+# --- memory ---------------------------------------------------------------------------
+
+
+def test_saved_bytes_counts_what_autograd_keeps() -> None:
+    w = torch.randn(8, 8, requires_grad=True)
+    x = torch.randn(1000, 8)
+    # x @ w saves x (32 kB); tanh saves its output (32 kB); the output itself (4 B).
+    got = memory.saved_bytes(lambda: torch.tanh(x @ w).sum(), exclude=[w])
+    assert got == 1000 * 8 * 4 * 2 + 4
+    per = memory.bytes_per_item(lambda n: torch.tanh(torch.randn(n, 8) @ w).sum(), [w])
+    assert per == pytest.approx(2 * 8 * 4)
+
+
+def test_estimate_grows_linearly_with_the_batch() -> None:
+    small = _problem(_tiny()).memory_estimate()
+    config = load_forward_config(
+        None, {**TINY_FORWARD, "collocation": {**TINY_FORWARD["collocation"], "batch_size": 1000}}
+    )
+    large = _problem(config).memory_estimate()
+    ratio = large.parts["pde batch"] / small.parts["pde batch"]
+    assert ratio == pytest.approx(4.0, rel=0.02)
+    assert large.parts["parameters + Adam"] == small.parts["parameters + Adam"]
+
+
+def test_a_run_that_cannot_fit_is_refused_with_its_estimate(tmp_path, monkeypatch, capsys):
+    # 150 MiB free: the points and torch's runtime (128 MiB) fit, a 1,000-point batch
+    # of a 64x4 network's jets (~25 MiB more) does not.
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 150 * 2**20)
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "[network]\nwidth = 64\ndepth = 4\n[collocation]\nn_points = 1000\nbatch_size = 1000\n"
+        "[training]\nsteps = 4\nprogress = false\n[reference]\ndx = 10.0\npadding = 200.0\n"
+    )
+    code = main(["forward", "--config", str(config), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "estimated peak memory" in err and "150.0 MiB free on cpu: does not fit" in err, err
+    assert (
+        "(pde batch" not in err and "pde batch" in err and "lower [collocation] batch_size" in err
+    )
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_check_fits_states_the_estimate() -> None:
+    est = memory.MemoryEstimate({"pde batch": 3 * 2**30, "parameters + Adam": 2**20})
+    line = memory.check_fits(est, torch.device("cpu"), "run", available=8 * 2**30)
+    assert line.startswith("run: estimated peak memory 3.00 GiB (pde batch 3.00 GiB")
+    with pytest.raises(ResourceError, match="does not fit"):
+        memory.check_fits(est, torch.device("cpu"), "run", available=2 * 2**30)
+    assert memory.available_bytes(torch.device("cpu")) > 2**28
