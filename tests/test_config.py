@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from seispinn.errors import ConfigError, ModelError
+from seispinn.models import homogeneous
 from seispinn.survey import load_survey
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -52,8 +53,10 @@ def test_missing_config_file_is_named(tmp_path):
 
 
 def test_receivers_outside_model_are_rejected_before_modelling(tmp_path):
-    s = load_survey(
-        _write(tmp_path, "[model]\nnx = 11\nnz = 11\n[acquisition]\nreceiver_depth = 500.0\n")
-    )
+    bad = "[model]\nnx = 11\nnz = 11\n[acquisition]\nreceiver_depth = 500.0\n"
+    with pytest.raises(ConfigError, match=r"\[acquisition\] receiver_depth: 500.0 m lies outside"):
+        load_survey(_write(tmp_path, bad))
+    # A model from elsewhere (simulate --model) is checked when the line is laid out.
+    s = load_survey(_write(tmp_path, "[acquisition]\nreceiver_depth = 500.0\n"))
     with pytest.raises(ModelError, match="outside the model"):
-        s.acquisition.build(s.model.build())
+        s.acquisition.build(homogeneous(11, 11, 10.0, 2000.0))

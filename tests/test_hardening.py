@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 import torch
 
+from seispinn import memory
 from seispinn.cli import main
 from seispinn.errors import ResourceError, TrainingError
 from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
 from seispinn.io import write_velocity
 from seispinn.models import homogeneous
-from seispinn.pinn import memory
 from seispinn.pinn.training import Diverged, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,10 +284,19 @@ def test_a_run_that_cannot_fit_is_refused_with_its_estimate(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert code == 2
     assert "estimated peak memory" in err and "150.0 MiB free on cpu: does not fit" in err, err
-    assert (
-        "(pde batch" not in err and "pde batch" in err and "lower [collocation] batch_size" in err
-    )
+    assert "pde batch" in err and "lower [collocation] batch_size" in err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_nothing_unpickles_from_a_file() -> None:
+    # Checkpoints load with weights_only=True, arrays with allow_pickle=False (numpy's
+    # default); nothing else in seispinn may deserialise arbitrary objects.
+    banned = ("weights_only=False", "allow_pickle=True", "pickle.load", "import pickle")
+    for path in (ROOT / "seispinn").rglob("*.py"):
+        text = path.read_text()
+        assert not [b for b in banned if b in text], path
+        calls = [ln for ln in text.splitlines() if "torch.load(" in ln and "torch.load(." not in ln]
+        assert all("weights_only=True" in ln for ln in calls), path
 
 
 def test_check_fits_states_the_estimate() -> None:

@@ -30,10 +30,10 @@ from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
 from seispinn.errors import ConfigError
 from seispinn.forward.analytic import peak_amplitude
 from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
+from seispinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
 from seispinn.models import VelocityModel
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_collocation
 from seispinn.pinn.distributed import all_reduce_, is_main, shard
-from seispinn.pinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
 from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.wave import GridVelocity, Scales, WavefieldNet, WaveSource, wave_residual
 from seispinn.pinn.weighting import (
@@ -361,7 +361,7 @@ class WaveForwardProblem:
         return r * (self.scales.t_max**2 / self.scales.u_scale)
 
     def memory_estimate(self) -> MemoryEstimate:
-        """Estimated peak memory of a training step (see :mod:`seispinn.pinn.memory`)."""
+        """Estimated peak memory of a training step (see :mod:`seispinn.memory`)."""
         c, pts = self.config.collocation, self.points.points
         parts = step_parts(
             [self.net],

@@ -39,10 +39,10 @@ from seispinn.forward.illumination import illuminated_mask, illumination
 from seispinn.forward.simulate import ModellingOptions, simulate
 from seispinn.gathers import ShotGathers
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
+from seispinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
 from seispinn.models import VelocityModel, homogeneous
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
 from seispinn.pinn.distributed import barrier, is_main, shard
-from seispinn.pinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
 from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 from seispinn.pinn.wave import (
@@ -517,7 +517,7 @@ class InversionProblem:
         )
 
     def memory_estimate(self) -> MemoryEstimate:
-        """Estimated peak memory of a training step (see :mod:`seispinn.pinn.memory`):
+        """Estimated peak memory of a training step (see :mod:`seispinn.memory`):
         the batches' autograd bytes measured on probe batches, the rest by size."""
         assert self.points.shot is not None
         c = self.config.collocation

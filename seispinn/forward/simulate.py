@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ModellingOptions",
+    "modelling_device",
     "simulate",
     "propagate",
     "wavefield_snapshots",
@@ -108,7 +109,8 @@ def gaussian_source_weights(
     return cells, g[keep]
 
 
-def _device(options: ModellingOptions) -> torch.device:
+def modelling_device(options: ModellingOptions) -> torch.device:
+    """The torch device Deepwave runs on: ``options.device``, else CUDA when available."""
     if options.device is not None:
         if options.device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError(
@@ -217,7 +219,7 @@ def propagate(
     import deepwave
 
     acq.check_inside(model)
-    dev = _device(options)
+    dev = modelling_device(options)
     amp, src_loc = _sources(model, acq, options, shots, wavelet)
     rec_loc = _receivers(model, acq, shots)
     v = torch.from_numpy(model.values).to(dev) if velocity is None else velocity.to(dev)
