@@ -89,3 +89,27 @@ def test_batch_normalising_weightings_are_refused_across_processes(tmp_path):
     # The workers' ConfigError comes back through torch.multiprocessing's wrapper.
     with pytest.raises(Exception, match="ConfigError.*uniform' or 'sa'"):
         _run(2, tmp_path, 2, overrides=overrides)
+
+
+def test_invert_nproc_runs_torchrun_and_matches_one_process(tmp_path):
+    # `seispinn invert --nproc 2` relaunches itself under torchrun (2 gloo processes);
+    # its loss trajectory is the single process's, and rank 0 writes the run folder.
+    import subprocess
+    import sys
+
+    config = Path(__file__).resolve().parents[1] / "examples" / "invert_anomaly.toml"
+    common = ["--config", str(config), "--steps", "4", "--set", "training.log_every=1"]
+    common += ["--set", "training.progress=false", "--set", "collocation.n_points=2000"]
+
+    def run(name: str, *extra: str) -> list[dict]:
+        cmd = [sys.executable, "-m", "seispinn", "invert", "--run-dir", str(tmp_path / name)]
+        done = subprocess.run([*cmd, *common, *extra], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads((tmp_path / name / "history.json").read_text())
+
+    one, two = run("one"), run("two", "--nproc", "2")
+    assert len(one) == len(two) == 4
+    torch.testing.assert_close(
+        torch.tensor(_losses(two)), torch.tensor(_losses(one)), rtol=2e-4, atol=0
+    )
+    assert (tmp_path / "two" / "inverted.sgy").exists()

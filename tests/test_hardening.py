@@ -172,10 +172,12 @@ def test_kill_9_at_random_moments_then_resume_reaches_the_uninterrupted_result(t
         proc = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(run), json.dumps(TINY_FORWARD), mode]
         )
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and _step(ckpt) <= last and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.15))  # anywhere: mid-step or mid-checkpoint
+        # A few steps past the last kill, then a random fraction of a step or two:
+        # mid-step or mid-checkpoint (one is written every step), on any machine speed.
+        target, deadline = last + rng.randint(1, 4), time.monotonic() + 120
+        while proc.poll() is None and _step(ckpt) < target and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.03))
         if proc.poll() is not None:
             break  # finished before the kill: the resume below is a no-op
         proc.send_signal(signal.SIGKILL)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
 from seispinn.cli._training import add_training_arguments, training_overrides
+from seispinn.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_training_arguments(p, "runs/invert", "velocity.max_perturbation=0.2")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train in K processes with torch.distributed (runs torchrun; gloo on CPU, "
+        "NCCL on GPU)",
+    )
     p.set_defaults(func=run)
 
 
@@ -28,10 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from seispinn.experiments.invert import load_invert_config, run_inversion
     from seispinn.pinn.distributed import init_from_env
 
+    overrides = training_overrides(args)
+    config = load_invert_config(args.config, overrides)  # a bad config fails here, once
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch(args.argv, args.nproc)
     # Under torchrun (WORLD_SIZE > 1) every process trains a share; rank 0 reports.
     rank = init_from_env().rank
-    overrides = training_overrides(args)
-    config = load_invert_config(args.config, overrides)
     result = run_inversion(
         config, args.run_dir, resume=args.resume, config_path=args.config, device=args.device
     )
@@ -46,3 +62,18 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"{', '.join(parts)}; {m['train_seconds']:.0f} s -> {args.run_dir / 'inverted.sgy'}")
     return 0
+
+
+def _relaunch(argv: list[str], nproc: int) -> int:
+    """Run this very command under torchrun in ``nproc`` processes on this machine."""
+    rest, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            rest.append(item)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd = [*launcher, f"--nproc-per-node={nproc}", "-m", "seispinn", *rest]
+    return subprocess.run(cmd, check=False).returncode
