@@ -127,7 +127,6 @@ def _time_case(case: str, n: int, device: str, threads: int, steps: int, queue: 
     import torch
 
     torch.set_num_threads(threads)
-    from seispinn.pinn.training import TrainOptions, train
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     problem, points = _problem(case, n, device)
@@ -150,22 +149,7 @@ def _time_case(case: str, n: int, device: str, threads: int, steps: int, queue: 
         sync()
         per_step = (time.perf_counter() - t0) / steps
     else:
-        stamps: list[float] = []
-
-        def stamp(step: int) -> None:
-            sync()
-            stamps.append(time.perf_counter())
-
-        options = TrainOptions(
-            steps=warm + steps,
-            lr=1e-3,
-            log_every=10**9,
-            checkpoint_every=10**9,
-            snapshot_every=1,
-            progress=False,
-            compile=case.endswith("_compiled"),
-        )
-        train(problem, options, on_snapshot=stamp)
+        stamps = _stamped_train(problem, case, warm + steps, sync)
         # Steps after the warm-up (compilation falls there). The median step resists
         # this shared machine's noise; an amortised refresh (every 10 steps) is
         # counted at its rate by the mean over a multiple of 10 steps instead.
@@ -185,6 +169,12 @@ def _block_seconds(problem: Any, case: str, steps: int, sync: Any) -> float:
     Step 0 (optimiser state creation) is left out; with 11 steps the block holds
     ten steps and exactly one grad-norm refresh at K = 10 (at step 10).
     """
+    stamps = _stamped_train(problem, case, steps + 1, sync)
+    return (stamps[-1] - stamps[0]) / steps
+
+
+def _stamped_train(problem: Any, case: str, steps: int, sync: Any) -> list[float]:
+    """Run ``train`` for ``steps`` steps; the time after each step (device synced)."""
     from seispinn.pinn.training import TrainOptions, train
 
     stamps: list[float] = []
@@ -194,7 +184,7 @@ def _block_seconds(problem: Any, case: str, steps: int, sync: Any) -> float:
         stamps.append(time.perf_counter())
 
     options = TrainOptions(
-        steps=steps + 1,
+        steps=steps,
         lr=1e-4,
         log_every=10**9,
         checkpoint_every=10**9,
@@ -203,7 +193,7 @@ def _block_seconds(problem: Any, case: str, steps: int, sync: Any) -> float:
         compile=case.endswith("_compiled"),
     )
     train(problem, options, on_snapshot=stamp)
-    return (stamps[-1] - stamps[0]) / steps
+    return stamps
 
 
 def interleaved(
