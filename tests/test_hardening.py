@@ -201,6 +201,23 @@ def test_kill_9_at_random_moments_then_resume_reaches_the_uninterrupted_result(t
     torch.testing.assert_close(state["weighting"]["lam"], straight.weighting.state_dict()["lam"])
 
 
+def test_resume_with_another_network_names_the_checkpoint(tmp_path, capsys) -> None:
+    config = tmp_path / "tiny.toml"
+    body = (
+        "[collocation]\nn_points = 500\nbatch_size = 100\n[training]\nsteps = 2\n"
+        "progress = false\n[reference]\ndx = 10.0\npadding = 200.0\n[network]\ndepth = 2\n"
+    )
+    config.write_text(body + "width = 8\n")
+    run = ["forward", "--config", str(config), "--run-dir", str(tmp_path / "run")]
+    assert main(run) == 0
+    config.write_text(body + "width = 12\n")
+    capsys.readouterr()
+    assert main([*run, "--steps", "4", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt: does not match this run's configuration, cannot resume" in err, err
+    assert err.count("\n") == 1
+
+
 # --- divergence -----------------------------------------------------------------------
 
 

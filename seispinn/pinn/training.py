@@ -327,15 +327,22 @@ def _train(
         if ckpt is None:
             raise TrainingError("resume needs a run folder")
         state = load_checkpoint(ckpt)
-        for name, module in modules.items():
-            module.load_state_dict(state["modules"][name])
-        problem.weighting.load_state_dict(state["weighting"])
-        opt.load_state_dict(state["optimizer"])
-        if ascent is not None and state.get("ascent") is not None:
-            ascent.load_state_dict(state["ascent"])
-        weights = {k: float(v) for k, v in state["term_weights"].items()}
-        history = _History(json.loads(state["history"]))
-        start, elapsed = int(state["step"]), float(state["seconds"])
+        try:
+            for name, module in modules.items():
+                module.load_state_dict(state["modules"][name])
+            problem.weighting.load_state_dict(state["weighting"])
+            opt.load_state_dict(state["optimizer"])
+            if ascent is not None and state.get("ascent") is not None:
+                ascent.load_state_dict(state["ascent"])
+            weights = {k: float(v) for k, v in state["term_weights"].items()}
+            history = _History(json.loads(state["history"]))
+            start, elapsed = int(state["step"]), float(state["seconds"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            # Another network size, weighting or point count than the run that wrote it.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrainingError(
+                f"{ckpt}: does not match this run's configuration, cannot resume ({first})"
+            ) from None
         if lr_factor is None:
             lr_factor = float(state.get("lr_factor", 1.0))
     lr_factor = 1.0 if lr_factor is None else lr_factor
