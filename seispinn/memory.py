@@ -13,6 +13,7 @@ has free and refuses a run that cannot fit, naming the settings that decide it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,12 +196,16 @@ def check_fits(
     what: str,
     *,
     available: int | None = None,
+    show: bool = False,
 ) -> str:
-    """The one-line statement of the estimate, or :class:`ResourceError` when it
-    exceeds ``USABLE_FRACTION`` of the free memory (``available`` overrides)."""
+    """The one-line statement of the estimate (on stderr with ``show``), or
+    :class:`ResourceError` when it exceeds ``USABLE_FRACTION`` of the free memory
+    (``available`` overrides)."""
     free = available_bytes(device) if available is None else available
     line = f"{what}: estimated peak memory {estimate.describe()}; {gib(free)} free on {device}"
     if estimate.total > USABLE_FRACTION * free:
         knobs = f"; lower {', '.join(estimate.knobs)}" if estimate.knobs else ""
         raise ResourceError(f"{line}: does not fit{knobs}")
+    if show:
+        print(line, file=sys.stderr)
     return line

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -525,14 +524,11 @@ def run_forward(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = reference_model(config)
     c = config.collocation
-    points = MemoryEstimate(
-        point_parts(c.n_points, config.weighting.name), ("[collocation] n_points",)
-    )
-    check_fits(points, dev, "the run")
+    points = MemoryEstimate(point_parts(c.n_points, config.weighting.name), FORWARD_KNOBS)
+    check_fits(points, dev, "the run")  # before the points are allocated
     problem = WaveForwardProblem(config, model, dev)
-    line = check_fits(problem.memory_estimate(), dev, "the run")
-    if config.training.progress and is_main():
-        print(line, file=sys.stderr)
+    show = config.training.progress and is_main()
+    check_fits(problem.memory_estimate(), dev, "the run", show=show)
     ref, times = cached_reference_snapshots(config, model, reference_cache)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -759,12 +758,10 @@ def invert(
     config = config or InvertConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    check_fits(stored_estimate(config, inputs.gathers), dev, "the run")
+    check_fits(stored_estimate(config, inputs.gathers), dev, "the run")  # before allocating
     problem = InversionProblem(config, inputs, dev)
     main = is_main()
-    line = check_fits(problem.memory_estimate(), dev, "the run")
-    if main and config.training.progress:
-        print(line, file=sys.stderr)
+    check_fits(problem.memory_estimate(), dev, "the run", show=main and config.training.progress)
     if run_dir is not None and main:
         (run_dir / "gamma").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))

@@ -26,7 +26,6 @@ In Python::
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -342,12 +341,9 @@ def fwi(
         use: ``[shot, receiver]`` bool, receivers in the misfit (held-out ones False).
     """
     options = options or FWIOptions()
+    device = modelling_device(modelling or ModellingOptions())
     estimate = fwi_memory(gathers, start, options, modelling)
-    line = check_fits(
-        estimate, modelling_device(modelling or ModellingOptions()), "conventional FWI"
-    )
-    if progress:
-        print(line, file=sys.stderr)
+    check_fits(estimate, device, "conventional FWI", show=progress)
     lo, hi = _bounds(start, options)
     frac = (torch.from_numpy(start.values).double() - lo) / (hi - lo)
     p0 = torch.logit(frac).float()
