@@ -134,20 +134,8 @@ def _time_case(case: str, n: int, device: str, threads: int, steps: int, queue: 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     if case == "plain":
-        net = problem.residual.net
-
-        def one() -> None:
-            net.zero_grad(set_to_none=True)
-            net(points).pow(2).mean().backward()
-
-        for _ in range(3):
-            one()
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            one()
-        sync()
-        per_step = (time.perf_counter() - t0) / steps
+        _plain_seconds(problem.residual.net, points, 3, sync)  # warm-up
+        per_step = _plain_seconds(problem.residual.net, points, steps, sync)
     else:
         stamps = _stamped_train(problem, case, warm + steps, sync)
         # Steps after the warm-up (compilation falls there). The median step resists
@@ -161,6 +149,17 @@ def _time_case(case: str, n: int, device: str, threads: int, steps: int, queue: 
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # KiB → MiB
     queue.put({"case": case, "n": n, "seconds_per_step": per_step, "peak_memory_mib": peak})
+
+
+def _plain_seconds(net: Any, points: Any, steps: int, sync: Any) -> float:
+    """Seconds per forward+backward pass of ``net`` on ``points``, no input derivatives."""
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        net.zero_grad(set_to_none=True)
+        net(points).pow(2).mean().backward()
+    sync()
+    return (time.perf_counter() - t0) / steps
 
 
 def _block_seconds(problem: Any, case: str, steps: int, sync: Any) -> float:
@@ -214,14 +213,7 @@ def interleaved(
         problem, points = built[case]
         if case != "plain":
             return _block_seconds(problem, case, block, sync)
-        net = problem.residual.net
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(block):
-            net.zero_grad(set_to_none=True)
-            net(points).pow(2).mean().backward()
-        sync()
-        return (time.perf_counter() - t0) / block
+        return _plain_seconds(problem.residual.net, points, block, sync)
 
     for case in cases:  # warm-up: allocator, thread pool, torch.compile
         run(case)

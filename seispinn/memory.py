@@ -141,12 +141,12 @@ def step_parts(
     return parts
 
 
-def point_parts(n_points: int, weighting: str, coordinates: int = 3) -> dict[str, float]:
-    """Bytes held whatever the batch: collocation points (float32 coordinates and an
+def point_parts(n_points: int, weighting: str) -> dict[str, float]:
+    """Bytes held whatever the batch: collocation points (float32 x, z, t and an
     int64 id or shot), per-point weights (SA: λ, its gradient, two Adam moments)
     and torch's own runtime."""
     return {
-        "collocation points": n_points * (coordinates * 4 + 8),
+        "collocation points": n_points * (3 * 4 + 8),
         "point weights": n_points * 4 * (4 if weighting == "sa" else 1),
         "torch runtime": RUNTIME_BYTES,
     }

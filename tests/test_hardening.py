@@ -130,11 +130,14 @@ def test_survey_receivers_below_the_model_name_the_key(tmp_path, capsys) -> None
 
 
 def _with_key(path: Path, section: str, line: str) -> str:
-    """The TOML at ``path`` with ``line`` added at the top of ``[section]``."""
-    out = []
+    """The TOML at ``path`` with ``line`` (``key = value``) set in ``[section]``."""
+    key = line.split("=")[0].strip()
+    out, current = [], ""
     for text in path.read_text().splitlines():
-        if text.strip().startswith("receiver_depth") and section == "acquisition":
-            continue
+        if text.strip().startswith("["):
+            current = text.strip()
+        if current == f"[{section}]" and text.split("=")[0].strip() == key:
+            continue  # the file's own value of the key
         out.append(text)
         if text.strip() == f"[{section}]":
             out.append(line)

@@ -414,7 +414,8 @@ class WaveForwardProblem:
 
     def gamma_snapshot(self, step: int, chunk: int = 8192) -> GammaSnapshot:
         """γ and |r| over all collocation points now (see :class:`GammaSnapshot`)."""
-        res = torch.cat([self.residual(p).detach() for p in self.points.points.split(chunk)])
+        with torch.no_grad():  # the jets carry the input derivatives forward
+            res = torch.cat([self.residual(p) for p in self.points.points.split(chunk)])
         return gamma_snapshot(
             step,
             self.points,

@@ -319,6 +319,7 @@ def _train(
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=options.lr)
     ascent = problem.weighting.make_ascent_optimizer()
+    ascent_lr = [g["lr"] for g in ascent.param_groups] if ascent is not None else []
     weights = {k: float(v) for k, v in options.term_weights.items()}
     history = _History()
     start, elapsed = 0, 0.0
@@ -346,9 +347,9 @@ def _train(
         if lr_factor is None:
             lr_factor = float(state.get("lr_factor", 1.0))
     lr_factor = 1.0 if lr_factor is None else lr_factor
-    if ascent is not None:
-        for group in ascent.param_groups:
-            group["lr"] = problem.weighting.options.lr * lr_factor  # type: ignore[attr-defined]
+    if ascent is not None:  # after loading: the checkpoint's lr may hold an older factor
+        for group, lr in zip(ascent.param_groups, ascent_lr, strict=True):
+            group["lr"] = lr * lr_factor
     last_good = ckpt if (ckpt is not None and ckpt.exists()) else None
 
     def checkpoint(step: int) -> None:
