@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from seispinn.forward.simulate import simulate
 from seispinn.io import write_shots, write_velocity
+from seispinn.modelling.simulate import simulate
 from seispinn.survey import load_survey
 
 HERE = Path(__file__).resolve().parent

@@ -18,8 +18,8 @@ from seispinn.experiments.invert import (
     invert,
     load_invert_config,
 )
-from seispinn.forward.simulate import ModellingOptions, simulate
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
+from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.models import homogeneous
 from seispinn.survey import load_survey
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from seispinn.acquisition import surface_line
-from seispinn.forward.simulate import ModellingOptions, simulate
 from seispinn.io import read_velocity, write_shots, write_velocity
+from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.plots.seismic import model_and_gathers_figure
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared/external/marmousi2/vp_marmousi-ii.segy.gz"

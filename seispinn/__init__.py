@@ -1,9 +1,11 @@
 """seispinn: seismic full-waveform inversion with physics-informed neural networks.
 
 Subpackages: ``io`` (SEG-Y), ``models`` / ``acquisition`` / ``gathers`` (the
-survey), ``forward`` (Deepwave modelling, analytic solutions), ``pinn``
-(networks, derivatives, residual, collocation, weighting, training),
-``experiments`` (the race, the forward PINN), ``plots``, ``cli``.
+survey), ``modelling`` (finite differences with Deepwave, the conventional FWI
+baseline, analytic solutions), ``pinn`` (networks, derivatives, residual,
+collocation, weighting, the problem, training), ``experiments`` (configs and thin
+drivers: race, forward PINN, inversion, comparison), ``diagnostics``, ``plots``,
+``cli``.
 Importing the package is cheap; import the subpackage you need.
 """
 

@@ -29,7 +29,7 @@ from seispinn import models as models_mod
 from seispinn.acquisition import Acquisition, surface_line, with_well_receivers
 from seispinn.config import build_section, read_toml
 from seispinn.errors import ConfigError
-from seispinn.forward.simulate import ModellingOptions
+from seispinn.modelling.simulate import ModellingOptions
 
 __all__ = ["ModelSpec", "AcquisitionSpec", "Survey", "load_survey"]
 

@@ -7,8 +7,8 @@ import pytest
 
 from seispinn.acquisition import Acquisition, ricker
 from seispinn.errors import ModelError
-from seispinn.forward.analytic import gaussian_source_trace, point_source_trace
-from seispinn.forward.simulate import (
+from seispinn.modelling.analytic import gaussian_source_trace, point_source_trace
+from seispinn.modelling.simulate import (
     ModellingOptions,
     gaussian_source_weights,
     simulate,

@@ -11,7 +11,7 @@ import torch
 from seispinn.acquisition import Acquisition
 from seispinn.errors import ConfigError
 from seispinn.experiments.invert import load_invert_config
-from seispinn.forward.fwi import (
+from seispinn.modelling.fwi import (
     FWIOptions,
     TraceMisfit,
     fwi,
@@ -20,8 +20,8 @@ from seispinn.forward.fwi import (
     lowpass_operator,
     update_mask,
 )
-from seispinn.forward.illumination import illuminated_mask, illumination
-from seispinn.forward.simulate import ModellingOptions, simulate
+from seispinn.modelling.illumination import illuminated_mask, illumination
+from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.models import gaussian_anomaly, homogeneous
 
 SIGMA, FREQ, DELAY = 20.0, 12.0, 0.1

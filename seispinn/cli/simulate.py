@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `seispinn --help` does not load torch and Deepwave.
-    from seispinn.forward.simulate import simulate
     from seispinn.io import read_velocity, write_shots
+    from seispinn.modelling.simulate import simulate
     from seispinn.survey import load_survey
 
     survey = load_survey(args.survey)

@@ -45,8 +45,8 @@ from seispinn.experiments.invert import (
     prepare_inputs,
     write_run_outputs,
 )
-from seispinn.forward.fwi import fwi
 from seispinn.io import write_velocity
+from seispinn.modelling.fwi import fwi
 from seispinn.models import VelocityModel
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
 from seispinn.plots.inversion import gather_comparison_figure, inversion_figure, loss_curves_figure

@@ -27,9 +27,9 @@ from seispinn.acquisition import Acquisition
 from seispinn.config import load_sections
 from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
 from seispinn.errors import ConfigError
-from seispinn.forward.analytic import peak_amplitude
-from seispinn.forward.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
+from seispinn.modelling.analytic import peak_amplitude
+from seispinn.modelling.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.models import VelocityModel
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_collocation
 from seispinn.pinn.distributed import all_reduce_, is_main, shard

@@ -32,13 +32,13 @@ from seispinn.config import load_sections
 from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
 from seispinn.errors import ConfigError, ModelError
 from seispinn.experiments.forward import WeightingConfig, causal_weights, gamma_snapshot
-from seispinn.forward.analytic import peak_amplitude
-from seispinn.forward.fwi import FWIOptions, acquisition_from_gathers
-from seispinn.forward.illumination import illuminated_mask, illumination
-from seispinn.forward.simulate import ModellingOptions, simulate
 from seispinn.gathers import ShotGathers
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
 from seispinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
+from seispinn.modelling.analytic import peak_amplitude
+from seispinn.modelling.fwi import FWIOptions, acquisition_from_gathers
+from seispinn.modelling.illumination import illuminated_mask, illumination
+from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.models import VelocityModel, homogeneous
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
 from seispinn.pinn.distributed import barrier, is_main, shard
@@ -675,7 +675,7 @@ def heldout_misfit(predicted: ShotGathers, observed: ShotGathers, held_out: np.n
 
 def illuminated_part(inputs: InversionInputs, fraction: float = 0.25) -> np.ndarray:
     """``[nz, nx]`` bool: the illuminated part of the starting model's grid (see
-    :mod:`seispinn.forward.illumination`) for the observed acquisition."""
+    :mod:`seispinn.modelling.illumination`) for the observed acquisition."""
     g, s = inputs.gathers, inputs.source
     acq = acquisition_from_gathers(g, s.freq, s.delay)
     values = illumination(inputs.start, acq, ModellingOptions(source_sigma=s.sigma))

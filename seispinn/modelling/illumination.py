@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from seispinn.acquisition import Acquisition
-from seispinn.forward.simulate import ModellingOptions, propagate
+from seispinn.modelling.simulate import ModellingOptions, propagate
 from seispinn.models import VelocityModel
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ whole layer's and dwarfs the interior's.
 
 In Python::
 
-    from seispinn.forward.fwi import FWIOptions, fwi
+    from seispinn.modelling.fwi import FWIOptions, fwi
     result = fwi(gathers, start, sigma=40.0, freq=5.0, delay=0.24, options=FWIOptions())
     write_velocity("fwi.sgy", result.model)
 """
@@ -39,9 +39,9 @@ from tqdm import tqdm
 
 from seispinn.acquisition import Acquisition
 from seispinn.errors import ConfigError
-from seispinn.forward.simulate import ModellingOptions, modelling_device, propagate
 from seispinn.gathers import ShotGathers
 from seispinn.memory import RUNTIME_BYTES, MemoryEstimate, check_fits
+from seispinn.modelling.simulate import ModellingOptions, modelling_device, propagate
 from seispinn.models import VelocityModel
 
 __all__ = [
