@@ -20,6 +20,7 @@ import torch
 from seispinn.experiments import study
 from seispinn.experiments.invert import load_invert_config, run_inversion
 from seispinn.io import read_velocity
+from seispinn.pinn.weighting import STRATEGIES
 from seispinn.plots.inversion import inversion_figure
 
 
@@ -79,7 +80,7 @@ def plot(results: list[dict], out: Path, path: Path) -> None:
         seed = min(r["seed"] for r in results if r["case"] == case and r["variant"] == variant)
         runs = {
             w: out / case / variant / f"{w}_seed{seed}"
-            for w in study.ORDER
+            for w in STRATEGIES
             if (out / case / variant / f"{w}_seed{seed}" / "inverted.sgy").exists()
         }
         first = next(iter(runs.values()))

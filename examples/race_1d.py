@@ -5,6 +5,9 @@ strategy, the median centre and outer residuals, their ratio and the weight
 enrichment in the centre; writes the figure to ``out/race_1d.png``.
 
     .venv/bin/python examples/race_1d.py [KEY=VALUE ...]   # e.g. sa.mask=sigmoid sa.init=-3
+
+KEY=VALUE items are the project's overrides (``seispinn race --set``): dotted keys
+of :class:`RaceConfig`, TOML values.
 """
 
 from __future__ import annotations
@@ -17,9 +20,8 @@ from seispinn.plots.race import plot_race
 
 
 def main(argv: list[str]) -> None:
-    overrides = dict(arg.split("=", 1) for arg in argv)
-    overrides.setdefault("workers", str(min(2, os.cpu_count() or 1)))
-    config = with_overrides(RaceConfig(), overrides)
+    # The command line's items come after the default, so workers=1 there wins.
+    config = with_overrides(RaceConfig(), [f"workers={min(2, os.cpu_count() or 1)}", *argv])
     result = run_race(config)
     summary = result.summary()
     print(format_table(summary))

@@ -5,18 +5,28 @@ Positions in metres (x horizontal, z depth positive down), time in seconds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
+import torch
 
 from seispinn.errors import ModelError
 from seispinn.models import VelocityModel
 
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
 __all__ = ["ricker", "ricker_fn", "Acquisition", "surface_line", "with_well_receivers"]
 
 
-def ricker_fn(t: np.ndarray, freq: float, delay: float) -> np.ndarray:
-    """Ricker wavelet (peak frequency ``freq`` Hz, peak at ``delay`` s) at times ``t`` (s)."""
+def ricker_fn(t: ArrayT, freq: float, delay: float) -> ArrayT:
+    """Ricker wavelet (peak frequency ``freq`` Hz, peak at ``delay`` s) at times ``t`` (s),
+    a numpy array or a torch tensor (the PINN's source term uses the same formula as
+    the finite-difference modelling)."""
+    if isinstance(t, torch.Tensor):
+        a = (math.pi * freq * (t - delay)) ** 2
+        return (1 - 2 * a) * torch.exp(-a)
     a = (np.pi * freq * (np.asarray(t) - delay)) ** 2
     return (1 - 2 * a) * np.exp(-a)
 

@@ -104,5 +104,9 @@ def test_shipped_gathers_regenerate_exactly(tmp_path, capsys):
     assert (
         main(["simulate", "--survey", str(ROOT / "data" / "survey.toml"), "--out", str(out)]) == 0
     )
-    shipped = read_shots(ROOT / "data" / "shots.sgy")
-    np.testing.assert_array_equal(read_shots(out).data, shipped.data)
+    shipped = read_shots(ROOT / "data" / "shots.sgy").data
+    again = read_shots(out).data
+    # Bit-for-bit only on the CPU that wrote them: Deepwave's float32 stencils
+    # round differently on another vector unit (measured 1e-5 relative, AVX-512
+    # against the shipping machine). A wrong source, grid or survey is > 1e-2.
+    assert np.linalg.norm(again - shipped) / np.linalg.norm(shipped) < 1e-4

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from seispinn.cli import main
+from seispinn.diagnostics.measures import heldout_misfit, velocity_scores
 from seispinn.errors import ConfigError
 from seispinn.experiments.compare import COLUMNS, compare, markdown_table
-from seispinn.experiments.invert import heldout_misfit, load_invert_config, velocity_scores
+from seispinn.experiments.invert import load_invert_config
 from seispinn.gathers import ShotGathers
 from seispinn.models import homogeneous
 
@@ -42,7 +43,7 @@ def test_velocity_scores_on_hand_made_models():
     inverted = homogeneous(4, 2, 10.0, 2000.0).__class__(values, 10.0, 10.0)
     lit = np.zeros((2, 4), bool)
     lit[1] = True  # the bad cell is not illuminated
-    s = velocity_scores(inverted, start, true, lit)
+    s = velocity_scores(inverted.values, start.values, true.values, lit)
     assert s["velocity_rmse"] == pytest.approx(np.sqrt(200.0**2 / 8))
     assert s["velocity_error"] == pytest.approx(200.0 / np.sqrt(8 * 2000.0**2))
     assert s["velocity_rmse_illuminated"] == 0.0
@@ -57,8 +58,8 @@ def test_heldout_misfit_uses_only_the_held_out_receivers():
     data[0, 1] = 1.5
     pred = ShotGathers(data, [0.0], [0.0], [[0.0, 1.0, 2.0]], [[0.0] * 3], 0.01)
     held = np.array([[False, True, False]])
-    assert heldout_misfit(pred, obs, held) == pytest.approx(0.5)
-    assert np.isnan(heldout_misfit(pred, obs, np.zeros((1, 3), bool)))
+    assert heldout_misfit(pred.data, obs.data, held) == pytest.approx(0.5)
+    assert np.isnan(heldout_misfit(pred.data, obs.data, np.zeros((1, 3), bool)))
 
 
 def test_markdown_table_drops_empty_columns():

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
+from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
 from seispinn.pinn.training import TrainOptions, train
 
 SMALL = {
@@ -32,7 +32,7 @@ def _free_port() -> int:
 def _train(run_dir: Path, steps: int, resume: bool, overrides: dict) -> list[dict]:
     torch.set_num_threads(1)
     config = load_forward_config(None, overrides)
-    problem = WaveForwardProblem(config, reference_model(config), torch.device("cpu"))
+    problem = forward_problem(config, reference_model(config), torch.device("cpu"))
     # A constant learning rate: a 4-step run is then the first half of an 8-step one.
     options = TrainOptions(
         steps=steps, lr=1e-3, lr_final=1e-3, log_every=1, checkpoint_every=4, progress=False

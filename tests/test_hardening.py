@@ -25,9 +25,10 @@ import torch
 from seispinn import memory
 from seispinn.cli import main
 from seispinn.errors import ResourceError, TrainingError
-from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
+from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
 from seispinn.io import write_velocity
 from seispinn.models import homogeneous
+from seispinn.pinn.problem import WaveProblem
 from seispinn.pinn.training import Diverged, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +48,8 @@ def _tiny(**training) -> object:
     )
 
 
-def _problem(config) -> WaveForwardProblem:
-    return WaveForwardProblem(config, reference_model(config), torch.device("cpu"))
+def _problem(config) -> WaveProblem:
+    return forward_problem(config, reference_model(config), torch.device("cpu"))
 
 
 # --- bad configs ----------------------------------------------------------------------
@@ -150,10 +151,10 @@ CHILD = """
 import json, sys, torch
 from pathlib import Path
 torch.set_num_threads(1)
-from seispinn.experiments.forward import WaveForwardProblem, load_forward_config, reference_model
+from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
 from seispinn.pinn.training import train
 config = load_forward_config(None, json.loads(sys.argv[2]))
-problem = WaveForwardProblem(config, reference_model(config), torch.device("cpu"))
+problem = forward_problem(config, reference_model(config), torch.device("cpu"))
 train(problem, config.training, Path(sys.argv[1]), resume=sys.argv[3] == "resume")
 """
 
@@ -199,7 +200,7 @@ def test_kill_9_at_random_moments_then_resume_reaches_the_uninterrupted_result(t
     )
     state = load_checkpoint(ckpt)
     assert state["step"] == 60
-    for k, a in straight.net.state_dict().items():
+    for k, a in straight.wavefield.state_dict().items():
         torch.testing.assert_close(state["modules"]["wavefield"][k], a, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(state["weighting"]["lam"], straight.weighting.state_dict()["lam"])
 
@@ -224,7 +225,7 @@ def test_resume_with_another_network_names_the_checkpoint(tmp_path, capsys) -> N
 # --- divergence -----------------------------------------------------------------------
 
 
-def _poison_once(problem: WaveForwardProblem, at: int, times: int) -> list[int]:
+def _poison_once(problem: WaveProblem, at: int, times: int) -> list[int]:
     """Make the PDE term NaN at step ``at`` the first ``times`` times it is reached."""
     original, hits = problem.losses, []
 

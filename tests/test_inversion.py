@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from seispinn.cli import main
+from seispinn.diagnostics.measures import anomaly_region
 from seispinn.errors import ConfigError
 from seispinn.experiments.invert import (
-    CollocationConfig,
     InversionInputs,
-    InversionProblem,
     InvertConfig,
     SourceConfig,
-    anomaly_region,
+    holdout_mask,
+    inversion_problem,
     invert,
     load_invert_config,
     prepare_inputs,
@@ -28,6 +28,7 @@ from seispinn.io import read_velocity
 from seispinn.models import gaussian_anomaly, homogeneous
 from seispinn.pinn.derivatives import mlp_jet
 from seispinn.pinn.networks import MLP
+from seispinn.pinn.problem import CollocationOptions, PhysicsOptions
 from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 from seispinn.pinn.wave import MultiShotWavefield, Scales
 
@@ -138,31 +139,32 @@ def _config(holdout_every: int) -> InvertConfig:
     return dataclasses.replace(
         base,
         data=dataclasses.replace(base.data, holdout_every=holdout_every),
-        collocation=CollocationConfig(n_points=200, data_batch=10_000),
+        collocation=CollocationOptions(n_points=200, data_batch=10_000),
     )
 
 
 def test_data_term_is_zero_when_the_network_reproduces_the_traces():
     config = _config(holdout_every=0)
-    problem = InversionProblem(config, _small_inputs(), torch.device("cpu"))
+    problem = inversion_problem(config, _small_inputs(), torch.device("cpu"))
     problem.wavefield = _AnalyticWavefield()
-    ids = torch.arange(len(problem.data_obs))
+    ids = torch.arange(len(problem.data.values))
     assert len(ids) == 2 * 5 * 120
     assert float(problem.data_misfit(ids)) < 1e-12
     # Receivers between grid nodes are used where they are: moving them by half a
     # cell (what snapping would do) makes the term clearly non-zero.
-    moved = InversionProblem(config, _small_inputs(receiver_offset=5.0), torch.device("cpu"))
+    moved = inversion_problem(config, _small_inputs(receiver_offset=5.0), torch.device("cpu"))
     moved.wavefield = _AnalyticWavefield()
     assert float(moved.data_misfit(ids)) > 1e-3
 
 
 def test_held_out_receivers_never_enter_the_data_term():
     config = _config(holdout_every=2)
-    problem = InversionProblem(config, _small_inputs(), torch.device("cpu"))
-    held = problem.held_out
+    inputs = _small_inputs()
+    problem = inversion_problem(config, inputs, torch.device("cpu"))
+    held = holdout_mask(inputs.gathers, 2)
     assert held.sum() == 4  # receivers 1 and 3 of each shot
-    used_x = set(np.round(problem.data_points[:, 0].numpy(), 2).tolist())
-    g = problem.inputs.gathers
+    used_x = set(np.round(problem.data.points[:, 0].numpy(), 2).tolist())
+    g = inputs.gathers
     for s, r in zip(*np.nonzero(held), strict=True):
         assert round(float(g.receiver_x[s, r]), 2) not in used_x
 
@@ -170,7 +172,7 @@ def test_held_out_receivers_never_enter_the_data_term():
 def test_anomaly_region_marks_the_anomaly():
     true = gaussian_anomaly(101, 51, 10.0, 2000.0, 400.0, (500.0, 250.0), 80.0)
     start = homogeneous(101, 51, 10.0, 2000.0)
-    region = anomaly_region(true, start)
+    region = anomaly_region(true.values, start.values)
     iz, ix = np.nonzero(region)
     assert abs(ix.mean() * 10 - 500) < 11 and abs(iz.mean() * 10 - 250) < 11
     assert 0.01 < region.mean() < 0.2
@@ -237,8 +239,18 @@ def test_reduced_anomaly_inversion_moves_velocity_toward_the_truth(tmp_path):
     back = read_velocity(tmp_path / "run" / "inverted.sgy")
     np.testing.assert_array_equal(back.values, result.model.values)
     # Inside the anomaly the velocity went up, toward the +600 m/s truth.
-    region = anomaly_region(inputs.true, inputs.start)
+    region = anomaly_region(inputs.true.values, inputs.start.values)
     assert (result.model.values - inputs.start.values)[region].mean() > 100.0
+
+
+def _toml_table(name: str, values: dict) -> list[str]:
+    """TOML lines of a table and its sub-tables (``[weighting]``, ``[weighting.sa]``)."""
+    lines = [f"[{name}]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in values.items() if not isinstance(v, dict | None)]
+    for k, v in values.items():
+        if isinstance(v, dict):
+            lines += _toml_table(f"{name}.{k}", v)
+    return lines
 
 
 def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
@@ -250,11 +262,7 @@ def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
     d = dataclasses.asdict(config)
     lines = []
     for section in ("data", "source", "network", "velocity", "collocation", "weighting"):
-        lines.append(f"[{section}]")
-        for k, v in d[section].items():
-            if v is None:
-                continue
-            lines.append(f"{k} = {json.dumps(v)}")
+        lines += _toml_table(section, d[section])
     lines += ["[training]", "steps = 4", "progress = false", "snapshot_every = 2"]
     cfg.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
@@ -315,13 +323,11 @@ def test_inversion_figure_has_models_and_error_panels():
 
 
 def test_residual_forms_differ_by_powers_of_the_velocity():
-    from seispinn.experiments.invert import PhysicsConfig
-
     base = _config(holdout_every=0)
     res = {}
     for form in ("velocity", "slowness", "symmetric"):
-        config = dataclasses.replace(base, physics=PhysicsConfig(form))
-        problem = InversionProblem(config, _small_inputs(), torch.device("cpu"))
+        config = dataclasses.replace(base, physics=PhysicsOptions(form))
+        problem = inversion_problem(config, _small_inputs(), torch.device("cpu"))
         with torch.no_grad():  # a velocity that is not the start's, so the forms differ
             for p in problem.velocity.parameters():
                 p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
@@ -333,7 +339,7 @@ def test_residual_forms_differ_by_powers_of_the_velocity():
     assert torch.allclose(res["slowness"][0], r_v * (c0 / c) ** 2, rtol=1e-4, atol=1e-3)
     assert torch.allclose(res["symmetric"][0], r_v * (c0 / c), rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="residual"):
-        PhysicsConfig("other")
+        PhysicsOptions("other")
 
 
 class _PlaneWave(torch.nn.Module):
@@ -355,7 +361,7 @@ class _PlaneWave(torch.nn.Module):
 def test_implied_velocity_recovers_the_velocity_of_an_exact_wavefield():
     from seispinn.experiments.invert import implied_velocity
 
-    problem = InversionProblem(_config(holdout_every=0), _small_inputs(), torch.device("cpu"))
+    problem = inversion_problem(_config(holdout_every=0), _small_inputs(), torch.device("cpu"))
     problem.wavefield = _PlaneWave(2300.0)
     pts, shot = problem.points.points, problem.points.shot
     quiet = (pts[:, 0] - problem.source_x[shot]) ** 2 + (

@@ -1,4 +1,5 @@
-"""The 1D race: its figures on a reduced configuration, overrides, CLI, figure."""
+"""The 1D race: its figures on a reduced configuration, the shared trainer, overrides,
+CLI, figure."""
 
 from __future__ import annotations
 
@@ -12,18 +13,20 @@ import torch
 
 from seispinn.cli import main
 from seispinn.errors import ConfigError
+from seispinn.experiments import race
 from seispinn.experiments.race import (
     METRICS,
     RaceConfig,
+    RaceProblem,
     band_rms,
-    fit_points,
     format_table,
     run_race,
     run_strategy,
     with_overrides,
 )
 from seispinn.pinn.networks import MLP
-from seispinn.pinn.weighting import SAOptions, SelfAdaptiveMask
+from seispinn.pinn.training import TrainOptions, train
+from seispinn.pinn.weighting import SAOptions, SelfAdaptiveMask, Uniform
 
 
 @pytest.fixture(autouse=True)
@@ -82,27 +85,56 @@ def test_same_seed_same_start_and_deterministic():
     assert a["prediction"] != c["prediction"]
 
 
+def test_runs_go_through_the_shared_trainer_full_batch(monkeypatch):
+    seen = []
+
+    def spy(problem, options, *args, **kwargs):
+        step = problem.losses(0)
+        seen.append((options, step.terms, step.pde_ids))
+        return train(problem, options, *args, **kwargs)
+
+    monkeypatch.setattr(race, "train", spy)
+    config = RaceConfig(steps=7, lr=2e-3, seeds=(3,), strategies=("sa",))
+    run_strategy(config, "sa", 3)
+    [(options, terms, ids)] = seen
+    assert (options.steps, options.lr, options.lr_final, options.seed) == (7, 2e-3, 2e-3, 3)
+    assert list(terms) == ["pde"] and ids.tolist() == list(range(config.n_points))
+
+
 def test_lbfgs_stage_freezes_the_weights():
-    x = torch.linspace(-1, 1, 30)[:, None]
-    y = torch.tanh(20 * x[:, 0])
-    ids = torch.arange(30)
+    x = torch.linspace(-1, 1, 30)
+    y = torch.tanh(20 * x)
 
     def fit(lbfgs_steps):
         torch.manual_seed(0)
-        model = MLP(1, 1, 16, 2)
-        sa = SelfAdaptiveMask(30)
-        fit_points(model, x, y, ids, sa, steps=50, lr=1e-2, lbfgs_steps=lbfgs_steps)
+        problem = RaceProblem(MLP(1, 1, 16, 2), x, y, SelfAdaptiveMask(30))
+        options = TrainOptions(
+            steps=50, lr=1e-2, lr_final=1e-2, lbfgs_steps=lbfgs_steps, progress=False
+        )
+        train(problem, options)
         with torch.no_grad():
-            return sa, float(((model(x).squeeze(-1) - y) ** 2).mean())
+            return problem.weighting, float(problem.residual().pow(2).mean())
 
     (sa, refined), (plain_sa, plain) = fit(20), fit(0)
-    assert sa.frozen and not sa.lam.requires_grad and sa.lam.grad is None
+    assert sa.lam.grad is None  # no ascent gradient was accumulated during L-BFGS
     torch.testing.assert_close(sa.lam, plain_sa.lam)  # λ stayed where Adam left it
     assert refined < 0.5 * plain  # while L-BFGS improved θ
 
 
+def test_race_problem_losses_match_a_plain_mean():
+    x = torch.linspace(-1, 1, 30)
+    y = torch.tanh(20 * x)
+    torch.manual_seed(0)
+    model = MLP(1, 1, 8, 1)
+    step = RaceProblem(model, x, y, Uniform(30)).losses(0)
+    with torch.no_grad():
+        sq = (model(x[:, None]).squeeze(-1) - y) ** 2
+    torch.testing.assert_close(step.terms["pde"].detach(), sq.mean())
+    torch.testing.assert_close(step.pde_sq, sq)
+
+
 def test_gradnorm_over_correction_shows_in_diagnostics():
-    run = run_strategy(with_overrides(FAST, {"steps": "300"}), "gradnorm", 0)
+    run = run_strategy(with_overrides(FAST, ["steps=300"]), "gradnorm", 0)
     d = run["diagnostics"]
     # Points with the smallest per-point gradients (already fitted) get the
     # largest weights, and the centre gets less than its share.
@@ -120,34 +152,41 @@ def test_band_rms():
 
 
 def test_overrides_parse_and_reject():
-    config = with_overrides(
-        RaceConfig(),
-        {
-            "steps": "10",
-            "seeds": "3,7",
-            "strategies": "sa,uniform",
-            "sa.mask": "sigmoid",
-            "sa.init": "-3",
-            "gradnorm.chunk_size": "none",
-            "gradnorm.every": "4",
-            "rba.normalise": "false",
-        },
-    )
+    items = [
+        "steps=10",
+        "seeds=3,7",
+        "strategies=sa,uniform",
+        "sa.mask=sigmoid",
+        "sa.init=-3",
+        "gradnorm.chunk_size=64",
+        "gradnorm.every=4",
+        "rba.normalise=false",
+    ]
+    config = with_overrides(RaceConfig(), items)
     assert config.steps == 10 and config.seeds == (3, 7)
     assert config.strategies == ("sa", "uniform")
     assert config.sa == SAOptions(mask="sigmoid", init=-3.0)
-    assert config.gradnorm.chunk_size is None and config.gradnorm.every == 4
+    assert config.gradnorm.chunk_size == 64 and config.gradnorm.every == 4
     assert config.rba.normalise is False
+    # The nested form (as parse_overrides makes it) and TOML lists say the same.
+    nested = {"steps": 10, "seeds": [3, 7], "sa": {"mask": "sigmoid", "init": -3}}
+    same = with_overrides(RaceConfig(), [*items[:2], *items[3:5]])
+    assert with_overrides(RaceConfig(), nested) == same
+    assert with_overrides(RaceConfig(), ["seeds=[3, 7]"]).seeds == (3, 7)
+    assert with_overrides(RaceConfig(), ["steps=1", "steps=2"]).steps == 2  # the last wins
     for bad, match in [
-        ({"stepz": "1"}, "unknown race setting"),
-        ({"steps": "ten"}, "expected int"),
-        ({"sa": "x"}, "group"),
-        ({"sa.mask": "relu"}, "mask"),
-        ({"strategies": "uniform,magic"}, "strategies"),
-        ({"band": "2"}, "band"),
+        ("stepz=1", "unknown key 'stepz'"),
+        ("steps=ten", "expected an integer"),
+        ("steps", "key=value"),
+        ("sa=x", "table"),
+        ("sa.mask=relu", "mask"),
+        ("sa.lr=-1", "lr must be positive"),
+        ("strategies=uniform,magic", "strategies"),
+        ("band=2", "band"),
+        ("steps=0", "nothing would be trained"),
     ]:
         with pytest.raises(ConfigError, match=match):
-            with_overrides(RaceConfig(), bad)
+            with_overrides(RaceConfig(), [bad])
 
 
 def test_cli_writes_json_and_plot(tmp_path, capsys):
@@ -172,10 +211,37 @@ def test_cli_writes_json_and_plot(tmp_path, capsys):
     assert "uniform" in capsys.readouterr().out
 
 
-def test_cli_bad_setting_is_one_line(capsys):
-    rc = main(["race", "--set", "sa.mask=relu", "--workers", "1"])
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--set", "sa.mask=relu"], "mask"),
+        (["--set", "steps"], "key=value"),
+        (["--steps", "0"], "nothing would be trained"),
+        (["--n-seeds", "0"], "n-seeds"),
+    ],
+)
+def test_cli_bad_setting_is_one_line(capsys, argv, match):
+    rc = main(["race", *argv, "--workers", "1"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "mask" in err
+    assert rc == 2 and len(err.splitlines()) == 1 and match in err
+
+
+def test_cli_maps_flags_to_settings_and_set_wins(monkeypatch):
+    seen = []
+
+    def fake_race(config, progress=None):
+        seen.append(config)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(race, "run_race", fake_race)
+    argv = ["race", "--n-seeds", "2", "--steps", "9", "--sa-mask", "sigmoid", "--sa-init", "-3",
+            "--sa-lr", "0.02", "--sa-optimizer", "sgd", "--strategies", "sa,rba",
+            "--set", "workers=1", "--set", "rba.gamma=0.99"]  # fmt: skip
+    assert main(argv) == 2
+    [config] = seen
+    assert config.seeds == (0, 1) and config.steps == 9 and config.strategies == ("sa", "rba")
+    assert config.sa == SAOptions(mask="sigmoid", init=-3.0, optimizer="sgd", lr=0.02)
+    assert config.workers == 1 and config.rba.gamma == 0.99  # --set beats --workers' default
 
 
 def test_plot_module_imports_no_training_code():
@@ -193,7 +259,7 @@ def test_plot_module_imports_no_training_code():
 def test_parallel_workers_give_the_same_figures():
     config = RaceConfig(steps=20, seeds=(0, 1), strategies=("uniform", "sa"))
     serial = run_race(config).runs
-    parallel = run_race(with_overrides(config, {"workers": "2"})).runs
+    parallel = run_race(with_overrides(config, ["workers=2"])).runs
     for name in serial:
         for a, b in zip(serial[name], parallel[name], strict=True):
             assert a["seed"] == b["seed"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seispinn.experiments.forward import (
-    WaveForwardProblem,
+    forward_problem,
     load_forward_config,
     reference_model,
     run_forward,
@@ -124,7 +124,7 @@ def _tiny(name="uniform", steps=60, exact_ic=True, **training):
 
 
 def _problem(config):
-    return WaveForwardProblem(config, reference_model(config), torch.device("cpu"))
+    return forward_problem(config, reference_model(config), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("exact_ic", [True, False])
@@ -161,7 +161,9 @@ def test_resume_continues_the_same_trajectory(tmp_path):
     resumed = _problem(half)
     train(resumed, half.training, tmp_path / "b", resume=True)
     for (k, a), b in zip(
-        straight.net.state_dict().items(), resumed.net.state_dict().values(), strict=True
+        straight.wavefield.state_dict().items(),
+        resumed.wavefield.state_dict().values(),
+        strict=True,
     ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
     torch.testing.assert_close(
@@ -300,7 +302,7 @@ def test_reduced_validation_exact_ic_accuracy():
 
 
 def test_causal_weights_follow_the_formula():
-    from seispinn.experiments.forward import causal_weights
+    from seispinn.pinn.weighting import causal_weights
 
     t = torch.tensor([0.01, 0.02, 0.12, 0.13, 0.25, 0.33])
     sq = torch.tensor([1.0, 3.0, 4.0, 0.0, 10.0, 1.0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import pytest
 import torch
@@ -431,7 +432,7 @@ def test_state_dict_round_trip(name):
 
 def test_factory_and_validation_errors():
     assert isinstance(make_weighting("sa", 3), SelfAdaptiveMask)
-    with pytest.raises(ConfigError, match="unknown weighting"):
+    with pytest.raises(ConfigError, match="unknown strategy 'selfadaptive'"):
         make_weighting("selfadaptive", 3)
     with pytest.raises(ConfigError, match="SAOptions"):
         make_weighting("sa", 3, RBAOptions())
@@ -490,3 +491,140 @@ def test_grad_norms_from_gram_matrices_match_exact_ones_for_a_wave_residual():
     assert cheap is not None
     torch.testing.assert_close(cheap, grad_norms_vmap(point_loss), rtol=1e-4, atol=1e-5)
     assert per_point_grad_norms(point_loss)[1] == "linear"
+
+
+# ------------------------------------------------------------------------------------
+# The registry and a PDE term's weighting options
+# ------------------------------------------------------------------------------------
+
+
+def test_registry_names_class_options_and_field_of_every_strategy():
+    from seispinn.pinn.weighting import STRATEGIES, WeightingOptions
+
+    assert list(STRATEGIES) == ["uniform", "gradnorm", "sa", "rba"]
+    defaults = WeightingOptions()
+    for name, (cls, options_cls, field_name) in STRATEGIES.items():
+        chosen = WeightingOptions(name=name)
+        built = chosen.build(4)
+        assert type(built) is cls and built.name == name
+        if options_cls is None:
+            assert field_name is None and chosen.options() is None
+        else:
+            # The options come from the field the registry names, not from a default.
+            held = getattr(defaults, field_name)
+            assert isinstance(held, options_cls) and chosen.options() is getattr(chosen, field_name)
+            assert built.options is chosen.options()
+
+
+def test_weighting_options_validate_name_and_causal_settings():
+    from seispinn.config import build_section
+    from seispinn.pinn.weighting import WeightingOptions
+
+    names = "(choose one of uniform, gradnorm, sa, rba)"
+    with pytest.raises(ConfigError, match=re.escape(f"unknown strategy 'softmax' {names}")):
+        WeightingOptions(name="softmax")
+    # From a config the message names the key, before the class's own check.
+    want = f"run.toml [weighting] name: unknown strategy 'softmax' {names}"
+    with pytest.raises(ConfigError, match=re.escape(want)):
+        build_section(WeightingOptions, {"name": "softmax"}, "run.toml [weighting]")
+    with pytest.raises(ConfigError, match="causal_eps"):
+        WeightingOptions(causal_eps=-1.0)
+    with pytest.raises(ConfigError, match="causal_bins"):
+        WeightingOptions(causal_bins=0)
+
+
+def test_weighting_options_take_nested_tables_and_overrides():
+    from seispinn.config import apply_overrides, build_section, parse_overrides
+    from seispinn.pinn.weighting import WeightingOptions
+
+    base = WeightingOptions(gradnorm=GradNormOptions(every=50))
+    got = apply_overrides(
+        base, parse_overrides(["name=gradnorm", "gradnorm.alpha=0.5", "sa.lr=0.1"]), "weighting"
+    )
+    assert got.options() == GradNormOptions(every=50, alpha=0.5)  # every kept from the base
+    assert got.sa == SAOptions(lr=0.1)
+    built = got.build(6)
+    assert isinstance(built, GradNormWeights) and built.options.every == 50
+    # A TOML [weighting.sa] table; an unknown key names the table and the known keys.
+    sa = build_section(WeightingOptions, {"sa": {"optimizer": "sgd"}}, "run.toml [weighting]")
+    assert sa.options() == SAOptions(optimizer="sgd")
+    want = (
+        "run.toml [weighting.sa]: unknown key 'lrr' (known: init, lr, mask, normalise, optimizer)"
+    )
+    with pytest.raises(ConfigError, match=re.escape(want)):
+        build_section(WeightingOptions, {"sa": {"lrr": 1.0}}, "run.toml [weighting]")
+    with pytest.raises(ConfigError, match=r"\[weighting.sa\]: unknown SA mask 'relu'"):
+        build_section(WeightingOptions, {"sa": {"mask": "relu"}}, "run.toml [weighting]")
+
+
+def test_old_import_paths_still_work():
+    import seispinn.pinn.pointgrad as pointgrad
+    import seispinn.pinn.weighting as weighting
+
+    for name in pointgrad.__all__:
+        assert getattr(weighting, name) is getattr(pointgrad, name)
+    assert weighting.causal_weights(torch.ones(3), torch.zeros(3), 1.0, 4, 0.0).tolist() == [
+        1.0,
+        1.0,
+        1.0,
+    ]
+
+
+# ------------------------------------------------------------------------------------
+# Jets: recording and compilation live on the network, for one block only
+# ------------------------------------------------------------------------------------
+
+
+def test_jet_recording_is_per_network_and_ends_with_the_block():
+    from seispinn.pinn.derivatives import mlp_jet, record_jet_linears
+
+    torch.manual_seed(0)
+    a, b = MLP(2, 1, width=4, depth=2), MLP(2, 1, width=4, depth=1)
+    x = torch.randn(5, 2)
+    with record_jet_linears(a) as calls:
+        mlp_jet(a, x)
+        mlp_jet(b, x)  # not asked for: not recorded
+        with record_jet_linears([a]) as inner:
+            mlp_jet(a, x)
+        mlp_jet(a, x)
+    mlp_jet(a, x)  # after the block: nothing records
+    linears_a = [m for m in a.layers if isinstance(m, nn.Linear)]
+    assert [layer for layer, _, _ in calls] == linears_a * 2
+    assert [layer for layer, _, _ in inner] == linears_a
+    assert all("jet_recorder" not in m.__dict__ for m in (a, b))
+    # An explicit recorder needs no block.
+    mine: list = []
+    jet = mlp_jet(b, x, recorder=mine)
+    assert len(mine) == 2 and mine[-1][2].value is jet.value
+
+
+def test_compiled_jets_switch_only_the_given_networks(monkeypatch):
+    import seispinn.pinn.derivatives as derivatives
+
+    ran: list[int] = []
+
+    def fake_compile():
+        def propagate(mlp, x, dims, mix):
+            ran.append(id(mlp))
+            return derivatives._propagate(mlp, x, dims, mix)
+
+        return propagate
+
+    monkeypatch.setattr(derivatives, "_compiled_propagate", fake_compile)
+    torch.manual_seed(0)
+    a, b = MLP(2, 1, width=4, depth=1), MLP(2, 1, width=4, depth=1)
+    holder = nn.ModuleDict({"net": a})
+    x = torch.randn(3, 2)
+    eager = derivatives.mlp_jet(a, x)
+    with derivatives.compiled_jets(True, [holder]):
+        compiled = derivatives.mlp_jet(a, x)
+        derivatives.mlp_jet(b, x)  # another network stays eager
+        with derivatives.record_jet_linears(a):
+            derivatives.mlp_jet(a, x)  # a recording always takes the eager path
+        with derivatives.compiled_jets(False, a):
+            derivatives.mlp_jet(a, x)
+        derivatives.mlp_jet(a, x)
+    derivatives.mlp_jet(a, x)
+    assert ran == [id(a), id(a)]
+    torch.testing.assert_close(compiled.second, eager.second)
+    assert "jet_compile" not in a.__dict__

@@ -17,8 +17,8 @@ def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example
     p.add_argument("--run-dir", type=Path, default=Path(run_dir), help="run folder")
     p.add_argument(
         "--weighting",
-        choices=["uniform", "gradnorm", "sa", "rba"],
-        help="override [weighting] name",
+        help="override [weighting] name: a per-point weighting strategy "
+        "(uniform, gradnorm, sa, rba: seispinn.pinn.weighting.STRATEGIES)",
     )
     p.add_argument("--steps", type=int, help="override [training] steps")
     p.add_argument("--seed", type=int, help="override [training] seed")
@@ -26,7 +26,7 @@ def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example
         "--set",
         action="append",
         default=[],
-        metavar="SECTION.KEY=VALUE",
+        metavar="SECTION[.SUB].KEY=VALUE",
         help=f"override any config value, e.g. --set {set_example}",
     )
     p.add_argument(
@@ -35,8 +35,9 @@ def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example
     p.add_argument("--device", help="torch device (default: cuda if available)")
 
 
-def training_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """``{section: {key: value}}`` from ``--set`` and the shortcut options."""
+def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Nested ``{section: {key: value}}`` overrides from ``--set`` and the shortcut
+    options (:func:`seispinn.config.parse_overrides`)."""
     overrides = parse_overrides(args.set)
     if args.weighting:
         overrides.setdefault("weighting", {})["name"] = args.weighting

@@ -32,14 +32,18 @@ def add_compare_arguments(
     p.add_argument(
         "--weightings",
         default="uniform,gradnorm,sa",
-        help="comma-separated per-point weightings (uniform, gradnorm, sa, rba)",
+        help="comma-separated per-point weighting strategies (uniform, gradnorm, sa, rba)",
     )
     p.add_argument("--baseline", choices=["fwi"], help="add a conventional FWI baseline")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--steps", type=int, help="override [training] steps")
     p.add_argument("--out", type=Path, default=out, help="report folder")
     p.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a value"
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION[.SUB].KEY=VALUE",
+        help="override a value",
     )
     p.add_argument("--device", help="torch device (default: cuda if available)")
 

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train the forward wave-equation PINN and score it against Deepwave",
         description=(
             "Train a wavefield PINN for one Gaussian-spread Ricker source in a given "
-            "velocity model (TOML config; defaults: the recipe in docs/wave-pinn.md) and "
+            "velocity model (TOML config; defaults: the recipe in docs/forward-pinn.md) and "
             "score it against Deepwave snapshots. Writes a run folder with the config, "
             "checkpoints, history.json, gamma/ snapshots, metrics.json and snapshots.npz."
         ),

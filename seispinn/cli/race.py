@@ -31,9 +31,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "residual ratio and the weight enrichment in the centre."
         ),
     )
-    p.add_argument("--strategies", help="comma list, default uniform,gradnorm,sa,rba")
+    p.add_argument("--strategies", type=_names, help="comma list, default uniform,gradnorm,sa,rba")
     seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", help="comma list of seeds (default 0,1,2,3,4)")
+    seeds.add_argument("--seeds", type=_ints, help="comma list of seeds (default 0,1,2,3,4)")
     seeds.add_argument("--n-seeds", type=int, help="use seeds 0..N-1")
     p.add_argument("--steps", type=int, help="Adam steps per run (default 2000)")
     p.add_argument("--sa-mask", choices=("sigmoid", "square", "softplus"), help="SA mask m(λ)")
@@ -46,7 +46,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any race setting, e.g. gradnorm.eps=1e-3, rba.gamma=0.99, width=64",
+        help=(
+            "override any race setting (dotted key, TOML value; wins over the flags), "
+            "e.g. gradnorm.eps=1e-3, rba.gamma=0.99, width=64, seeds=0,1"
+        ),
     )
     p.add_argument(
         "--workers",
@@ -61,29 +64,42 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value
-    flags = {
-        "strategies": args.strategies,
-        "seeds": args.seeds,
-        "steps": args.steps,
-        "sa.mask": args.sa_mask,
-        "sa.init": args.sa_init,
-        "sa.optimizer": args.sa_optimizer,
-        "sa.lr": args.sa_lr,
-        "workers": args.workers,
-    }
+#: Flag -> the race setting it overrides (a dotted key of ``RaceConfig``).
+_FLAG_KEYS = {
+    "strategies": "strategies",
+    "seeds": "seeds",
+    "steps": "steps",
+    "sa_mask": "sa.mask",
+    "sa_init": "sa.init",
+    "sa_optimizer": "sa.optimizer",
+    "sa_lr": "sa.lr",
+    "workers": "workers",
+}
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _names(text)]
+    except ValueError:
+        message = f"expected a comma list of integers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The flags and ``--set`` items as ``key=value`` items of the project's override
+    language (:func:`seispinn.config.parse_overrides`); ``--set`` comes last, so it wins.
+    A flag's value is written as JSON, which TOML reads the same (lists included)."""
+    values = {flag: getattr(args, flag) for flag in _FLAG_KEYS}
     if args.n_seeds is not None:
         if args.n_seeds < 1:
             raise ConfigError(f"--n-seeds must be >= 1, got {args.n_seeds}")
-        flags["seeds"] = ",".join(str(s) for s in range(args.n_seeds))
-    out.update({k: str(v) for k, v in flags.items() if v is not None})
-    return out
+        values["seeds"] = list(range(args.n_seeds))
+    flags = [f"{_FLAG_KEYS[flag]}={json.dumps(v)}" for flag, v in values.items() if v is not None]
+    return [*flags, *args.overrides]
 
 
 def _json_safe(value: Any) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seispinn.diagnostics.measures import enrichment, rank_correlation
 from seispinn.errors import SeispinnError
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "load_gamma",
     "load_gamma_series",
     "source_region",
-    "enrichment",
     "residual_ratio",
     "source_measures",
     "bin_points",
@@ -134,16 +134,6 @@ def source_region(snap: GammaSnapshot) -> np.ndarray:
     return (r2 <= snap.source_radius**2) & (snap.points[:, 2] <= snap.active_until)
 
 
-def enrichment(weights: np.ndarray, in_region: np.ndarray) -> float:
-    """Share of Σw inside the region ÷ share of the points there (1 = no preference);
-    NaN for an empty region or zero weights."""
-    w = np.asarray(weights, dtype=np.float64)
-    in_region = np.asarray(in_region, dtype=bool)
-    if not in_region.any() or w.sum() <= 0:
-        return float("nan")
-    return float(w[in_region].sum() / w.sum() / in_region.mean())
-
-
 def residual_ratio(snap: GammaSnapshot) -> float:
     """RMS |r| inside the source region ÷ RMS outside (NaN if either is empty or
     the residual was not recorded)."""
@@ -156,7 +146,8 @@ def residual_ratio(snap: GammaSnapshot) -> float:
 
 def source_measures(snap: GammaSnapshot) -> dict[str, float]:
     """METHOD §4 at one snapshot: RMS |r| in the source region and elsewhere, their
-    ratio, the γ enrichment there and the share of points there."""
+    ratio, the γ enrichment there, the share of points there, and the rank
+    correlation of γ with |r| over all points (NaN for a uniform mask)."""
     region = source_region(snap)
     r = snap.residual
     rms_in = float(np.sqrt(np.mean(r[region] ** 2))) if region.any() else float("nan")
@@ -167,6 +158,7 @@ def source_measures(snap: GammaSnapshot) -> dict[str, float]:
         "source_to_other": residual_ratio(snap),
         "enrichment": enrichment(snap.gamma, region),
         "source_region_share": float(region.mean()),
+        "rank_correlation": rank_correlation(snap.gamma, r),
     }
 
 
@@ -233,14 +225,15 @@ def bin_points(
 def curriculum(series: list[GammaSnapshot]) -> dict[str, list[float]]:
     """The automatic curriculum as numbers, one entry per snapshot: ``step``,
     ``enrichment`` (γ in the source region, METHOD §4), ``residual_ratio`` (source
-    region ÷ elsewhere), ``gamma_max`` and ``gamma_p99`` (of γ/mean γ)."""
-    out: dict[str, list[float]] = {
-        k: [] for k in ("step", "enrichment", "residual_ratio", "gamma_max", "gamma_p99")
-    }
+    region ÷ elsewhere), ``rank_correlation`` (γ with |r|), ``gamma_max`` and
+    ``gamma_p99`` (of γ/mean γ)."""
+    keys = ("step", "enrichment", "residual_ratio", "rank_correlation", "gamma_max", "gamma_p99")
+    out: dict[str, list[float]] = {k: [] for k in keys}
     for s in series:
         out["step"].append(float(s.step))
         out["enrichment"].append(enrichment(s.gamma, source_region(s)))
         out["residual_ratio"].append(residual_ratio(s))
+        out["rank_correlation"].append(rank_correlation(s.gamma, s.residual))
         out["gamma_max"].append(float(s.gamma.max()))
         out["gamma_p99"].append(float(np.quantile(s.gamma, 0.99)))
     return out

@@ -38,7 +38,7 @@ from seispinn.errors import ConfigError
 from seispinn.experiments.invert import (
     InversionInputs,
     InvertConfig,
-    _holdout_mask,
+    holdout_mask,
     illuminated_part,
     invert,
     model_scores,
@@ -48,12 +48,11 @@ from seispinn.experiments.invert import (
 from seispinn.io import write_velocity
 from seispinn.modelling.fwi import fwi
 from seispinn.models import VelocityModel
+from seispinn.pinn.weighting import STRATEGIES
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
 from seispinn.plots.inversion import gather_comparison_figure, inversion_figure, loss_curves_figure
 
 __all__ = ["COLUMNS", "CompareReport", "compare", "write_table", "markdown_table"]
-
-WEIGHTINGS = ("uniform", "gradnorm", "sa", "rba")
 
 #: The table's columns, in order (METHOD §4 measures, then cost).
 COLUMNS = (
@@ -138,7 +137,7 @@ def compare(
     """Run the inversion of ``config`` once per weighting and seed (and the FWI
     baseline once, ``baseline='fwi'``) on the same inputs; write the report folder.
     """
-    bad = [w for w in weightings if w not in WEIGHTINGS]
+    bad = [w for w in weightings if w not in STRATEGIES]
     if bad or not weightings:
         raise ConfigError(f"weightings: unknown {bad[0]!r}" if bad else "weightings: none given")
     if baseline not in (None, "fwi"):
@@ -148,7 +147,7 @@ def compare(
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     inputs = prepare_inputs(config, out)
     write_velocity(out / "start.sgy", inputs.start)
-    held = _holdout_mask(inputs.gathers, config.data.holdout_every)
+    held = holdout_mask(inputs.gathers, config.data.holdout_every)
     illuminated = illuminated_part(inputs) if inputs.true is not None else None
     rows = [_start_row(inputs, held, illuminated)] if inputs.true is not None else []
     models: dict[str, VelocityModel] = {}

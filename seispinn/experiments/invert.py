@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,50 +28,47 @@ import torch
 from torch import Tensor
 
 from seispinn.config import load_sections
-from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
+from seispinn.diagnostics.measures import heldout_misfit, velocity_scores
 from seispinn.errors import ConfigError, ModelError
-from seispinn.experiments.forward import WeightingConfig, causal_weights, gamma_snapshot
+from seispinn.experiments.run import WAVE_WEIGHTING, run_problem
 from seispinn.gathers import ShotGathers
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
-from seispinn.memory import MemoryEstimate, check_fits, point_parts, step_parts
-from seispinn.modelling.analytic import peak_amplitude
+from seispinn.memory import MemoryEstimate, point_parts
 from seispinn.modelling.fwi import FWIOptions, acquisition_from_gathers
 from seispinn.modelling.illumination import illuminated_mask, illumination
 from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.models import VelocityModel, homogeneous
-from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
-from seispinn.pinn.distributed import barrier, is_main, shard
-from seispinn.pinn.training import StepLosses, TrainOptions, train
-from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
-from seispinn.pinn.wave import (
-    MultiShotWavefield,
-    Scales,
-    WaveSource,
-    gaussian_source_density,
-    wave_residual,
+from seispinn.pinn.collocation import Box
+from seispinn.pinn.distributed import barrier, is_main
+from seispinn.pinn.problem import (
+    MEMORY_KNOBS,
+    CollocationOptions,
+    NetworkOptions,
+    PhysicsOptions,
+    Shots,
+    TraceSamples,
+    WaveProblem,
 )
-from seispinn.pinn.weighting import PointLoss, PointWeighting, make_weighting
+from seispinn.pinn.training import TrainOptions
+from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
+from seispinn.pinn.wave import gaussian_source_density
+from seispinn.pinn.weighting import WeightingOptions
 from seispinn.survey import load_survey
 
 __all__ = [
     "DataConfig",
     "SourceConfig",
-    "PhysicsConfig",
-    "NetworkConfig",
-    "CollocationConfig",
     "InvertConfig",
     "load_invert_config",
     "InversionInputs",
     "prepare_inputs",
-    "InversionProblem",
+    "holdout_mask",
+    "inversion_problem",
     "InversionResult",
     "invert",
     "run_inversion",
-    "anomaly_region",
     "implied_velocity",
-    "velocity_scores",
     "predicted_gathers",
-    "heldout_misfit",
     "illuminated_part",
     "model_scores",
     "write_run_outputs",
@@ -146,58 +142,6 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
-class NetworkConfig:
-    """Wavefield network (exact initial condition); ``shots``: ``'shared'`` (the
-    source x as an input) or ``'per_shot'`` (one network per shot)."""
-
-    width: int = 128
-    depth: int = 4
-    activation: str = "tanh"
-    fourier_features: int | None = None
-    fourier_scale: float = 1.0
-    shots: str = "shared"
-
-    def __post_init__(self) -> None:
-        if self.shots not in ("shared", "per_shot"):
-            raise ValueError(f"shots must be 'shared' or 'per_shot', got {self.shots!r}")
-
-
-@dataclass(frozen=True)
-class CollocationConfig:
-    """PDE points (shared equally by the shots), their near-source share and radius
-    (m), the PDE batch and the data batch (trace samples per step)."""
-
-    n_points: int = 40000
-    near_source_fraction: float = 0.17
-    near_source_radius: float = 50.0
-    batch_size: int = 4096
-    data_batch: int = 4096
-
-    def __post_init__(self) -> None:
-        if min(self.n_points, self.batch_size, self.data_batch) < 1:
-            raise ValueError("n_points, batch_size and data_batch must be >= 1")
-
-
-@dataclass(frozen=True)
-class PhysicsConfig:
-    """How the PDE residual is written. ``'velocity'``: r = u_tt − c²(∇²u − s);
-    ``'slowness'``: the same divided by (c/c₀)², c₀ the starting velocity at the
-    sources, so the source term no longer scales with c and cannot pull the
-    velocity network to shrink the residual where the source acts;
-    ``'symmetric'``: divided by c/c₀, i.e. c₀(u_tt/c − c(∇²u − s)). Errors in the
-    network's u_tt bias a least-squares c upward in the slowness form, errors
-    in ∇²u bias it downward in the velocity form; the symmetric form sits between."""
-
-    residual: str = "slowness"
-
-    def __post_init__(self) -> None:
-        if self.residual not in ("velocity", "slowness", "symmetric"):
-            raise ValueError(
-                f"residual must be 'velocity', 'slowness' or 'symmetric', got {self.residual!r}"
-            )
-
-
-@dataclass(frozen=True)
 class InvertConfig:
     """All sections; the defaults are ``examples/invert_anomaly.toml``'s recipe (the
     measured one: wavefield 64×3, velocity 24×2 frozen for the first 1,500 of
@@ -210,15 +154,17 @@ class InvertConfig:
         )
     )
     source: SourceConfig = field(default_factory=lambda: SourceConfig(40.0, 5.0, 0.24))
-    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
-    network: NetworkConfig = field(default_factory=lambda: NetworkConfig(width=64, depth=3))
+    physics: PhysicsOptions = field(default_factory=lambda: PhysicsOptions("slowness"))
+    network: NetworkOptions = field(default_factory=lambda: NetworkOptions(width=64, depth=3))
     velocity: VelocityNetOptions = field(
         default_factory=lambda: VelocityNetOptions(width=24, depth=2)
     )
-    collocation: CollocationConfig = field(
-        default_factory=lambda: CollocationConfig(n_points=8000, batch_size=1024, data_batch=1024)
+    collocation: CollocationOptions = field(
+        default_factory=lambda: CollocationOptions(
+            n_points=8000, near_source_radius=50.0, batch_size=1024, data_batch=1024
+        )
     )
-    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    weighting: WeightingOptions = WAVE_WEIGHTING
     fwi: FWIOptions = field(default_factory=FWIOptions)
     training: TrainOptions = field(
         default_factory=lambda: TrainOptions(
@@ -234,25 +180,23 @@ class InvertConfig:
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "source": SourceConfig,
-    "physics": PhysicsConfig,
-    "network": NetworkConfig,
+    "physics": PhysicsOptions,
+    "network": NetworkOptions,
     "velocity": VelocityNetOptions,
-    "collocation": CollocationConfig,
-    "weighting": WeightingConfig,
+    "collocation": CollocationOptions,
+    "weighting": WeightingOptions,
     "fwi": FWIOptions,
     "training": TrainOptions,
 }
 
 
 def load_invert_config(
-    path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> InvertConfig:
     """An :class:`InvertConfig` from a TOML file (None: defaults) with section overrides.
     Relative paths in ``[data]`` are taken relative to the config file."""
     # [data] starts afresh: a file naming its shots must not inherit the default survey.
     config = load_sections(InvertConfig(), _SECTIONS, path, overrides, fresh=frozenset({"data"}))
-    if config.weighting.name not in ("uniform", "gradnorm", "sa", "rba"):
-        raise ConfigError(f"{path or 'config'} [weighting] name: unknown {config.weighting.name!r}")
     if path is None:
         return config
     base = Path(path).parent
@@ -346,14 +290,11 @@ def prepare_inputs(
     return InversionInputs(gathers, start, source, true)
 
 
-def _holdout_mask(gathers: ShotGathers, every: int) -> np.ndarray:
+def holdout_mask(gathers: ShotGathers, every: int) -> np.ndarray:
     """``[shot, receiver]`` bool: True for held-out receivers (every k-th, offset k//2)."""
     r = np.arange(gathers.data.shape[1])[None, :]
     held = (r % every == every // 2) if every else np.zeros_like(r, dtype=bool)
     return np.broadcast_to(held, gathers.receiver_mask.shape) & gathers.receiver_mask
-
-
-MEMORY_KNOBS = ("[collocation] batch_size", "data_batch", "n_points", "[network] width/depth")
 
 
 def stored_estimate(config: InvertConfig, gathers: ShotGathers) -> MemoryEstimate:
@@ -371,200 +312,46 @@ def stored_estimate(config: InvertConfig, gathers: ShotGathers) -> MemoryEstimat
 # ------------------------------------------------------------------------------------
 
 
-class InversionProblem:
-    """Loss terms of the PINN inversion at a step (implements ``training.Problem``).
-
-    Terms: ``pde`` (per-point weighted, residual in units of U/T²) and ``data``
-    (mean squared misfit at the used receivers, divided by the observed traces'
-    mean square, so 1 means "predicts zero").
-    """
-
-    def __init__(self, config: InvertConfig, inputs: InversionInputs, device: torch.device):
-        self.config, self.inputs, self.device = config, inputs, device
-        g, start, src = inputs.gathers, inputs.start, inputs.source
-        x_min, x_max = float(start.x[0]), float(start.x[-1])
-        z_min, z_max = float(start.z[0]), float(start.z[-1])
-        t_max = float(g.times[-1]) if not config.data.max_time else config.data.max_time
-        self.box = Box(x_min, x_max, z_min, z_max, t_max)
-        c_src = float(np.median(start.at(g.source_x, g.source_z)))
-        self.c_ref = c_src
-        self.scales = Scales(
-            xc=(x_min + x_max) / 2,
-            zc=(z_min + z_max) / 2,
-            lx=(x_max - x_min) / 2,
-            lz=(z_max - z_min) / 2,
-            t_max=t_max,
-            u_scale=peak_amplitude(src.sigma, src.freq, src.delay, c_src, t_max, 400),
-        )
-        torch.manual_seed(config.training.seed)
-        n = config.network
-        self.wavefield = MultiShotWavefield(
-            self.scales,
-            [float(x) for x in g.source_x],
-            n.shots,
-            width=n.width,
-            depth=n.depth,
-            activation=n.activation,
-            fourier_features=n.fourier_features,
-            fourier_scale=n.fourier_scale,
-        ).to(device)
-        self.velocity = VelocityNet(self.scales, start, config.velocity).to(device)
-        c = config.collocation
-        self.points: CollocationSet = sample_shot_collocation(
-            self.box,
-            c.n_points,
-            sources=list(zip(g.source_x.tolist(), g.source_z.tolist(), strict=True)),
-            near_source_fraction=c.near_source_fraction,
-            near_source_radius=c.near_source_radius,
-            seed=config.training.seed,
-        ).to(device)
-        self.source_x = torch.tensor(g.source_x, dtype=torch.float32, device=device)
-        self.source_z = torch.tensor(g.source_z, dtype=torch.float32, device=device)
-        self.weighting: PointWeighting = make_weighting(
-            config.weighting.name, c.n_points, config.weighting.options()
-        ).to(device)
-        self.held_out = _holdout_mask(g, config.data.holdout_every)
-        pts, shot, obs = _data_samples(
-            g, ~self.held_out & g.receiver_mask, t_max, config.data.time_stride
-        )
-        self.data_points = torch.tensor(pts, dtype=torch.float32, device=device)
-        self.data_shot = torch.tensor(shot, dtype=torch.long, device=device)
-        self.data_obs = torch.tensor(obs, dtype=torch.float32, device=device)
-        self.data_ms = float(np.mean(obs.astype(np.float64) ** 2)) or 1.0
-        self._point_residual = _PointResidual(self)
-
-    def trainable(self) -> dict[str, torch.nn.Module]:
-        return {"wavefield": self.wavefield, "velocity": self.velocity}
-
-    def residual(self, points: Tensor, shot: Tensor) -> Tensor:
-        """PDE residual ``[N]`` at physical points ``[N, 3]`` of shots ``[N]`` (U/T²)."""
-        s = self.inputs.source
-        der = self.wavefield.derivatives(points, shot)
-        c = self.velocity(points[:, 0], points[:, 1])
-        dens = gaussian_source_density(
-            points, self.source_x[shot], self.source_z[shot], s.sigma, s.freq, s.delay
-        )
-        r = wave_residual(der.u_tt, der.laplacian, c, dens)
-        if self.config.physics.residual == "slowness":
-            r = r * (self.c_ref / c) ** 2
-        elif self.config.physics.residual == "symmetric":
-            r = r * (self.c_ref / c)
-        return r * (self.scales.t_max**2 / self.scales.u_scale)
-
-    def data_misfit(self, ids: Tensor, denominator: int | None = None) -> Tensor:
-        """Mean squared trace misfit over data samples ``ids``, over the observed
-        mean square (dimensionless); with ``denominator``, the sum over ``ids`` ÷ it
-        (a rank's share of a global batch)."""
-        u = self.wavefield(self.data_points[ids], self.data_shot[ids])
-        sq = (u - self.data_obs[ids]) ** 2
-        return (sq.mean() if denominator is None else sq.sum() / denominator) / self.data_ms
-
-    def _owner(self, ids: Tensor, shot: Tensor) -> Tensor:
-        """Owner keys of items ``ids``: the shot when there are at least as many shots
-        as ranks (shots are independent, so each rank takes whole shots), else the id."""
-        return shot[ids] if len(self.source_x) >= shard().world else ids
-
-    def losses(self, step: int) -> StepLosses:
-        c, seed = self.config.collocation, self.config.training.seed
-        assert self.points.shot is not None
-        sh = shard()
-        batch = batch_ids(step, len(self.points), c.batch_size, seed).to(self.device)
-        ids = batch[sh.owns(self._owner(batch, self.points.shot))]  # this rank's share
-        pts = self.points.points[ids]
-        shot = self.points.shot[ids]
-        sq = self.residual(pts, shot) ** 2
-        w = self.config.weighting
-        causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
-        dbatch = batch_ids(step, len(self.data_obs), c.data_batch, seed + 1).to(self.device)
-        dids = dbatch[sh.owns(self._owner(dbatch, self.data_shot))]
-        terms = {
-            "pde": self.weighting.weighted_loss(sq * causal, ids, len(batch)),
-            "data": self.data_misfit(dids, len(dbatch)),
-        }
-        point_loss = None
-        if w.name == "gradnorm":
-            packed = torch.cat([pts, shot[:, None].float()], dim=1)
-            point_loss = PointLoss(self._point_residual, self._point_loss, packed)
-        return StepLosses(terms, ids, sq.detach(), point_loss)
-
-    def _point_loss(self, params: dict[str, Tensor], packed: Tensor) -> Tensor:
-        return torch.func.functional_call(self._point_residual, params, (packed,))
-
-    @property
-    def source_radius(self) -> float:
-        """Radius (m) of the source region of METHOD §4: the near-source sampling
-        radius, at least 2σ of the Gaussian source."""
-        return max(self.config.collocation.near_source_radius, 2 * self.inputs.source.sigma)
-
-    @property
-    def active_until(self) -> float:
-        """End (s) of the wavelet's active window (as :meth:`WaveSource.active_until`)."""
-        s = self.inputs.source
-        return WaveSource(0.0, 0.0, s.sigma, s.freq, s.delay).active_until()
-
-    @torch.no_grad()  # the jets carry the input derivatives forward: no graph needed
-    def all_residuals(self, chunk: int = 8192) -> Tensor:
-        """PDE residual ``[N]`` over the whole collocation set (detached)."""
-        assert self.points.shot is not None
-        return torch.cat(
-            [
-                self.residual(p, s)
-                for p, s in zip(
-                    self.points.points.split(chunk), self.points.shot.split(chunk), strict=True
-                )
-            ]
-        )
-
-    def memory_estimate(self) -> MemoryEstimate:
-        """Estimated peak memory of a training step (see :mod:`seispinn.memory`):
-        the batches' autograd bytes measured on probe batches, the rest by size."""
-        assert self.points.shot is not None
-        c = self.config.collocation
-        pts, shot = self.points.points, self.points.shot
-        parts = step_parts(
-            list(self.trainable().values()),
-            lambda n: self.residual(pts[:n], shot[:n]).square().sum(),
-            min(c.batch_size, c.n_points),
-            gradnorm=self.config.weighting.name == "gradnorm",
-            data=lambda n: self.data_misfit(torch.arange(n, device=self.device)),
-            data_batch=c.data_batch,
-            world=shard().world,
-        )
-        stored = stored_estimate(self.config, self.inputs.gathers)
-        return MemoryEstimate({**parts, **stored.parts}, knobs=MEMORY_KNOBS)
-
-    def gamma_snapshot(self, step: int) -> GammaSnapshot:
-        """γ and |r| over all collocation points now (see :class:`GammaSnapshot`)."""
-        g = self.inputs.gathers
-        real = g.receiver_mask
-        return gamma_snapshot(
-            step,
-            self.points,
-            self.weighting,
-            self.all_residuals(),
-            sources=np.stack([g.source_x, g.source_z], 1),
-            receivers=np.unique(np.stack([g.receiver_x[real], g.receiver_z[real]], 1), axis=0),
-            source_radius=self.source_radius,
-            active_until=self.active_until,
-        )
+def inversion_problem(
+    config: InvertConfig, inputs: InversionInputs, device: torch.device
+) -> WaveProblem:
+    """The inversion as a :class:`WaveProblem`: a wavefield per shot, a velocity
+    network around the starting model, and the traces of the receivers not held
+    out (:func:`holdout_mask`) as the data term."""
+    g, start, src = inputs.gathers, inputs.start, inputs.source
+    t_max = float(g.times[-1]) if not config.data.max_time else config.data.max_time
+    box = Box(float(start.x[0]), float(start.x[-1]), float(start.z[0]), float(start.z[-1]), t_max)
+    held = holdout_mask(g, config.data.holdout_every)
+    pts, shot, obs = _data_samples(g, ~held & g.receiver_mask, t_max, config.data.time_stride)
+    data = TraceSamples(
+        torch.tensor(pts, dtype=torch.float32),
+        torch.tensor(shot, dtype=torch.long),
+        torch.tensor(obs, dtype=torch.float32),
+    )
+    real = g.receiver_mask
+    return WaveProblem(
+        box=box,
+        shots=Shots(tuple(g.source_x.tolist()), tuple(g.source_z.tolist()), *_signature(src)),
+        make_velocity=lambda scales: VelocityNet(scales, start, config.velocity),
+        network=config.network,
+        collocation=config.collocation,
+        weighting=config.weighting,
+        physics=config.physics,
+        seed=config.training.seed,
+        device=device,
+        c_ref=float(np.median(start.at(g.source_x, g.source_z))),
+        amplitude_samples=400,
+        data=data,
+        receivers=np.unique(np.stack([g.receiver_x[real], g.receiver_z[real]], 1), axis=0),
+    )
 
 
-class _PointResidual(torch.nn.Module):
-    """r² ``[N]`` of packed points ``[N, 4]`` (x, z, t, shot) as a module whose
-    parameters are both networks' (for grad-norm's per-point gradients)."""
-
-    def __init__(self, problem: InversionProblem) -> None:
-        super().__init__()
-        self.wavefield = problem.wavefield
-        self.velocity = problem.velocity
-        self._problem = [problem]  # a list: not a submodule
-
-    def forward(self, packed: Tensor) -> Tensor:
-        return self._problem[0].residual(packed[:, :3], packed[:, 3].long()) ** 2
+def _signature(source: SourceConfig) -> tuple[float, float, float]:
+    return source.sigma, source.freq, source.delay
 
 
 @torch.no_grad()
-def implied_velocity(problem: InversionProblem, mask: Tensor | None = None) -> dict[str, float]:
+def implied_velocity(problem: WaveProblem, mask: Tensor | None = None) -> dict[str, float]:
     """The constant velocity (m/s) that the current wavefield implies over the
     collocation points in ``mask`` ``[N]`` (all by default), by least squares in
     each residual form, with L = ∇²u − s: ``c² = Σ u_tt L / Σ L²`` (velocity form)
@@ -576,7 +363,7 @@ def implied_velocity(problem: InversionProblem, mask: Tensor | None = None) -> d
     shot = problem.points.shot
     if mask is not None:
         pts, shot = pts[mask], shot[mask]
-    s = problem.inputs.source
+    s = problem.shots
     utt, lap = [], []
     for p_, s_ in zip(pts.split(8192), shot.split(8192), strict=True):
         with torch.enable_grad():
@@ -617,44 +404,6 @@ def _data_samples(
 # ------------------------------------------------------------------------------------
 
 
-def anomaly_region(true: VelocityModel, start: VelocityModel, fraction: float = 0.2) -> np.ndarray:
-    """``[nz, nx]`` bool: where the truth differs from the start by more than
-    ``fraction`` of the largest difference (the anomaly, for an anomaly test)."""
-    diff = np.abs(true.values - start.values)
-    return diff > fraction * diff.max() if diff.max() > 0 else np.zeros_like(diff, dtype=bool)
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
-
-
-def velocity_scores(
-    inverted: VelocityModel,
-    start: VelocityModel,
-    true: VelocityModel,
-    illuminated: np.ndarray | None = None,
-) -> dict[str, float]:
-    """METHOD §4 velocity errors of the inverted and starting models: relative L2
-    and RMSE (m/s) over the whole model and, given ``illuminated`` ``[nz, nx]``,
-    over that part; inside :func:`anomaly_region`, the error ratio and reduction."""
-    out: dict[str, float] = {}
-    parts = {"": np.ones(true.shape, dtype=bool)}
-    if illuminated is not None:
-        parts["_illuminated"] = illuminated
-    for tag, mask in parts.items():
-        for name, m in (("", inverted), ("start_", start)):
-            diff = (m.values - true.values)[mask]
-            out[f"{name}velocity_error{tag}"] = _rel(m.values[mask], true.values[mask])
-            out[f"{name}velocity_rmse{tag}"] = float(np.sqrt(np.mean(diff.astype(np.float64) ** 2)))
-    region = anomaly_region(true, start)
-    if region.any():
-        err_in = np.linalg.norm((inverted.values - true.values)[region])
-        err_start = np.linalg.norm((start.values - true.values)[region])
-        out["anomaly_error_ratio"] = float(err_in / max(err_start, 1e-30))
-        out["anomaly_error_reduction"] = 1.0 - out["anomaly_error_ratio"]
-    return out
-
-
 def predicted_gathers(model: VelocityModel, inputs: InversionInputs) -> ShotGathers:
     """Deepwave traces of ``model`` at every receiver of the observed gathers, with
     the inversion's source (zero at padded receivers)."""
@@ -663,14 +412,6 @@ def predicted_gathers(model: VelocityModel, inputs: InversionInputs) -> ShotGath
     sim = simulate(model, acq, ModellingOptions(source_sigma=s.sigma))
     data = np.where(g.receiver_mask[..., None], sim.data, 0.0)
     return dataclasses.replace(g, data=data)
-
-
-def heldout_misfit(predicted: ShotGathers, observed: ShotGathers, held_out: np.ndarray) -> float:
-    """Relative L2 misfit of ``predicted`` to ``observed`` traces at the receivers
-    where ``held_out`` ``[shot, receiver]`` holds (NaN when there are none)."""
-    if not held_out.any():
-        return float("nan")
-    return _rel(predicted.data[held_out], observed.data[held_out])
 
 
 def illuminated_part(inputs: InversionInputs, fraction: float = 0.25) -> np.ndarray:
@@ -692,12 +433,15 @@ def model_scores(
     ``model`` and of the start; also returns ``model``'s predicted gathers."""
     out: dict[str, float] = {}
     if inputs.true is not None:
-        out.update(velocity_scores(model, inputs.start, inputs.true, illuminated))
+        out.update(
+            velocity_scores(model.values, inputs.start.values, inputs.true.values, illuminated)
+        )
     predicted = predicted_gathers(model, inputs)
     if held_out.any():
-        out["heldout_misfit"] = heldout_misfit(predicted, inputs.gathers, held_out)
+        observed = inputs.gathers.data
+        out["heldout_misfit"] = heldout_misfit(predicted.data, observed, held_out)
         start_pred = predicted_gathers(inputs.start, inputs)
-        out["start_heldout_misfit"] = heldout_misfit(start_pred, inputs.gathers, held_out)
+        out["start_heldout_misfit"] = heldout_misfit(start_pred.data, observed, held_out)
     return out, predicted
 
 
@@ -728,13 +472,15 @@ def write_run_outputs(
 
 @dataclass
 class InversionResult:
-    """The inverted model ``[nz, nx]`` (m/s) on the start's grid, the metrics and
-    the training history."""
+    """The inverted model ``[nz, nx]`` (m/s) on the start's grid, the metrics, the
+    training history, the trained problem and the held-out receivers ``[shot,
+    receiver]``."""
 
     model: VelocityModel
     metrics: dict[str, Any]
     history: list[dict[str, float]]
-    problem: InversionProblem
+    problem: WaveProblem
+    held_out: np.ndarray
 
 
 def invert(
@@ -757,51 +503,35 @@ def invert(
     """
     config = config or InvertConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    check_fits(stored_estimate(config, inputs.gathers), dev, "the run")  # before allocating
-    problem = InversionProblem(config, inputs, dev)
-    main = is_main()
-    check_fits(problem.memory_estimate(), dev, "the run", show=main and config.training.progress)
-    if run_dir is not None and main:
-        (run_dir / "gamma").mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
-
-    def snapshot(step: int) -> None:
-        if run_dir is not None:
-            problem.gamma_snapshot(step).save(run_dir / "gamma" / f"step_{step:06d}.npz")
-
-    t0 = time.perf_counter()
-    history = train(problem, config.training, run_dir, resume=resume, on_snapshot=snapshot)
-    train_seconds = time.perf_counter() - t0
-    model = problem.velocity.to_model(inputs.start)
-    if not main:  # rank 0 scores and writes
-        return InversionResult(model, {}, history, problem)
-    metrics: dict[str, Any] = {
-        "weighting": config.weighting.name,
-        "seed": config.training.seed,
-        "steps": config.training.steps,
-        "train_seconds": history[-1]["seconds"] if history else train_seconds,
-        "final_losses": {
-            k[5:]: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")
-        },
-    }
-    final = problem.gamma_snapshot(config.training.steps)
-    if run_dir is not None:
-        final.save(run_dir / "gamma" / f"step_{config.training.steps:06d}.npz")
-    measures = source_measures(final)
-    metrics["gamma_enrichment"] = measures["enrichment"]
-    metrics["source_residual_ratio"] = measures["source_to_other"]
+    run = run_problem(
+        lambda dev: inversion_problem(config, inputs, dev),
+        config.training,
+        config.weighting.name,
+        stored=stored_estimate(config, inputs.gathers),
+        config=config,
+        run_dir=run_dir,
+        resume=resume,
+        device=device,
+    )
+    held = holdout_mask(inputs.gathers, config.data.holdout_every)
+    model = run.problem.velocity.to_model(inputs.start)
+    if run.final is None:  # not rank 0: rank 0 scores and writes
+        return InversionResult(model, {}, run.history, run.problem, held)
+    metrics = dict(run.metrics)
+    # The comparison table's names for the METHOD §4 source measures.
+    metrics["gamma_enrichment"] = metrics["enrichment"]
+    metrics["source_residual_ratio"] = metrics["source_to_other"]
     predicted = None
     if score_heldout:
         if illuminated is None and inputs.true is not None:
             illuminated = illuminated_part(inputs)
-        scores, predicted = model_scores(model, inputs, problem.held_out, illuminated)
+        scores, predicted = model_scores(model, inputs, held, illuminated)
         metrics.update(scores)
     elif inputs.true is not None:
-        metrics.update(velocity_scores(model, inputs.start, inputs.true))
+        metrics.update(velocity_scores(model.values, inputs.start.values, inputs.true.values))
     if run_dir is not None:
-        write_run_outputs(run_dir, model, inputs, problem.held_out, predicted, metrics)
-    return InversionResult(model, metrics, history, problem)
+        write_run_outputs(run_dir, model, inputs, held, predicted, metrics)
+    return InversionResult(model, metrics, run.history, run.problem, held)
 
 
 def run_inversion(

@@ -2,7 +2,10 @@
 
 A small MLP regresses ``u*(x)`` (default ``tanh(20 x)`` on [−1, 1]) from 30
 uniformly spaced points, once per strategy, from the same initial network and
-for the same number of full-batch Adam steps, over several seeds. The per-point
+for the same number of full-batch Adam steps, over several seeds. Each run is a
+:class:`RaceProblem` trained by the wave PINN's own loop,
+:func:`seispinn.pinn.training.train` (Adam for θ, the weighting's ascent optimiser
+for SA's λ, its per-point update hook, an optional L-BFGS stage). The per-point
 residual is ``r_i = u(x_i) − u*(x_i)``. Measured (METHOD.md §2, §4):
 
 - RMS residual at the training points inside the central band ``|x| <= band``
@@ -12,7 +15,7 @@ residual is ``r_i = u(x_i) − u*(x_i)``. Measured (METHOD.md §2, §4):
 - wall time of the training.
 
 Everything is configured by one frozen :class:`RaceConfig`; an ablation is
-``with_overrides(config, {"sa.mask": "sigmoid", "sa.init": "-3"})``.
+``with_overrides(config, ["sa.mask=sigmoid", "sa.init=-3"])``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,7 @@ import math
 import multiprocessing
 import statistics
 import time
-import types
-import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -36,8 +37,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from seispinn.config import apply_overrides, parse_overrides
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn.networks import MLP
+from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.weighting import (
     STRATEGIES,
     GradNormOptions,
@@ -56,7 +59,7 @@ __all__ = [
     "RaceResult",
     "with_overrides",
     "band_rms",
-    "fit_points",
+    "RaceProblem",
     "run_strategy",
     "run_race",
     "summarise",
@@ -93,7 +96,7 @@ class RaceConfig:
         band: half-width of the central band ``|x| <= band`` scored as "centre".
         n_dense: points of the dense evaluation grid.
         width, depth, activation: the MLP (``depth`` hidden layers).
-        steps, lr: full-batch Adam steps and learning rate for θ.
+        steps, lr: full-batch Adam steps and (constant) learning rate for θ.
         lbfgs_steps: optional L-BFGS iterations afterwards, with weights frozen.
         seeds: one run per seed per strategy; a seed fixes the initial network.
         strategies: names from :data:`seispinn.pinn.weighting.STRATEGIES`.
@@ -136,6 +139,8 @@ class RaceConfig:
             raise ConfigError("the race needs at least one seed")
         if self.n_points < 2 or self.n_dense < 2 or self.steps < 0 or self.lbfgs_steps < 0:
             raise ConfigError("race needs n_points, n_dense >= 2 and steps, lbfgs_steps >= 0")
+        if self.steps + self.lbfgs_steps == 0:
+            raise ConfigError("race needs steps + lbfgs_steps >= 1: nothing would be trained")
         if not (self.x_min < -self.band <= 0 <= self.band < self.x_max):
             raise ConfigError(
                 f"the band |x| <= {self.band} must lie inside ({self.x_min}, {self.x_max})"
@@ -152,59 +157,27 @@ class RaceConfig:
 
 
 # ------------------------------------------------------------------------------------
-# Overrides "key=value" -> a new config
+# Overrides: the project's one language (seispinn.config)
 # ------------------------------------------------------------------------------------
 
 
-def _parse(text: str, hint: Any, key: str) -> Any:
-    """Parse ``text`` as a value of type ``hint`` (bool, int, float, str, X | None, tuple)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if text.strip().lower() in ("none", "null", ""):
-            return None
-        return _parse(text, args[0], key)
-    if origin is tuple:
-        item = typing.get_args(hint)[0]
-        return tuple(_parse(t, item, key) for t in text.split(",") if t.strip())
-    try:
-        if hint is bool:
-            lowered = text.strip().lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return lowered in ("true", "1", "yes")
-        return hint(text.strip())
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"override {key}={text!r}: expected {getattr(hint, '__name__', hint)}"
-        ) from None
+def with_overrides(config: RaceConfig, overrides: Iterable[str] | Mapping[str, Any]) -> RaceConfig:
+    """A copy of ``config`` with overrides applied (:func:`seispinn.config.apply_overrides`).
 
+    Args:
+        overrides: ``key=value`` items as on a command line (dotted keys, TOML values,
+            bare words as strings, comma lists for tuples), e.g. ``["steps=500",
+            "seeds=0,1", "sa.mask=sigmoid", "sa.init=-3"]``, or the nested dict
+            :func:`seispinn.config.parse_overrides` makes of them.
 
-def _replace(obj: Any, path: list[str], text: str, key: str) -> Any:
-    names = {f.name for f in dataclasses.fields(obj)}
-    if path[0] not in names:
-        raise ConfigError(f"unknown race setting {key!r}; {type(obj).__name__} has {sorted(names)}")
-    current = getattr(obj, path[0])
-    if len(path) > 1:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"unknown race setting {key!r}: {path[0]} has no sub-settings")
-        return dataclasses.replace(obj, **{path[0]: _replace(current, path[1:], text, key)})
-    if dataclasses.is_dataclass(current):
-        raise ConfigError(f"race setting {key!r} is a group; set one of its fields, e.g. {key}.lr")
-    hint = typing.get_type_hints(type(obj))[path[0]]
-    return dataclasses.replace(obj, **{path[0]: _parse(text, hint, key)})
-
-
-def with_overrides(config: RaceConfig, overrides: Mapping[str, str]) -> RaceConfig:
-    """A copy of ``config`` with dotted ``key -> text`` overrides applied.
-
-    Examples: ``{"steps": "500", "seeds": "0,1", "sa.mask": "sigmoid",
-    "sa.init": "-3", "gradnorm.chunk_size": "none"}``. Unknown keys and
-    unparsable values raise :class:`ConfigError`.
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type or one out of range.
     """
-    for key, text in overrides.items():
-        config = _replace(config, key.split("."), str(text), key)
-    return config
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(list(overrides))
+    return apply_overrides(config, dict(overrides), "race")
 
 
 # ------------------------------------------------------------------------------------
@@ -235,7 +208,39 @@ def _ratio(centre: float, outer: float) -> float:
 # ------------------------------------------------------------------------------------
 
 
-def _regression_loss(model: nn.Module) -> Callable[[dict[str, Tensor], Any], Tensor]:
+class RaceProblem:
+    """The race as a :class:`seispinn.pinn.training.Problem`: full-batch weighted
+    least squares ``mean_i w_i (u(x_i) − y_i)²`` over every training point.
+
+    Args:
+        model: maps ``[N, 1]`` to ``[N, 1]``; trained in place by :func:`train`.
+        x: ``[N]`` training inputs.
+        y: ``[N]`` targets.
+        weighting: per-point weights over the ``N`` points, point id = row.
+    """
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, weighting: PointWeighting) -> None:
+        self.model = model
+        self.x, self.y = x[:, None], y
+        self.ids = torch.arange(len(y))
+        self.weighting = weighting
+        self.point_loss = PointLoss(model, _squared_residual(model), (self.x, y))
+
+    def trainable(self) -> dict[str, nn.Module]:
+        return {"network": self.model}
+
+    def residual(self) -> Tensor:
+        """``[N]`` residuals ``u(x_i) − y_i`` at the training points."""
+        return self.model(self.x).squeeze(-1) - self.y
+
+    def losses(self, step: int) -> StepLosses:
+        sq = self.residual() ** 2
+        # "pde" is the trainer's name for the per-point-weighted term; here it is the fit.
+        terms = {"pde": self.weighting.weighted_loss(sq, self.ids)}
+        return StepLosses(terms, self.ids, sq.detach(), self.point_loss)
+
+
+def _squared_residual(model: nn.Module) -> Callable[[dict[str, Tensor], Any], Tensor]:
     """``(params, (x [B, 1], y [B])) -> [B]`` squared residuals, for grad-norm."""
 
     def loss_fn(params: dict[str, Tensor], points: Any) -> Tensor:
@@ -245,62 +250,23 @@ def _regression_loss(model: nn.Module) -> Callable[[dict[str, Tensor], Any], Ten
     return loss_fn
 
 
-def fit_points(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    ids: Tensor,
-    weighting: PointWeighting,
-    steps: int,
-    lr: float,
-    lbfgs_steps: int = 0,
-) -> None:
-    """Full-batch weighted least squares: Adam on θ (and ascent on SA's λ), then L-BFGS.
-
-    Args:
-        model: maps ``[N, 1]`` to ``[N, 1]``; trained in place.
-        x: ``[N, 1]`` training inputs.
-        y: ``[N]`` targets.
-        ids: ``[N]`` point ids of the rows of ``x``.
-        weighting: per-point weights; updated in place, frozen for L-BFGS.
-        steps: Adam steps; ``lr``: Adam learning rate.
-        lbfgs_steps: L-BFGS iterations after Adam (0: none).
-    """
-    # Not fused=True: on CPU its first call costs seconds, more than it ever saves here.
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    ascent = weighting.make_ascent_optimizer()
-    point_loss = PointLoss(model, _regression_loss(model), (x, y))
-    for step in range(steps):
-        opt.zero_grad(set_to_none=True)
-        if ascent is not None:
-            ascent.zero_grad(set_to_none=True)
-        sq = (model(x).squeeze(-1) - y) ** 2
-        loss = weighting.weighted_loss(sq, ids)
-        loss.backward()
-        opt.step()
-        if ascent is not None:
-            ascent.step()
-        weighting.update(step, ids, sq.detach(), point_loss)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"diverged at step {step} (loss {loss.item()})")
-    if lbfgs_steps:
-        weighting.freeze()
-        lbfgs = torch.optim.LBFGS(
-            model.parameters(), max_iter=lbfgs_steps, line_search_fn="strong_wolfe"
-        )
-
-        def closure() -> Tensor:
-            lbfgs.zero_grad(set_to_none=True)
-            loss = weighting.weighted_loss((model(x).squeeze(-1) - y) ** 2, ids)
-            loss.backward()
-            return loss
-
-        final = lbfgs.step(closure)
-        if final is not None and not torch.isfinite(final):
-            raise TrainingError(f"L-BFGS diverged (loss {float(final)})")
+def _train_options(config: RaceConfig, seed: int) -> TrainOptions:
+    """The shared trainer's settings for one race run: constant learning rate,
+    full batch, no run folder, no progress bar, one history record at each end."""
+    once = max(config.steps, 1)
+    return TrainOptions(
+        steps=config.steps,
+        lr=config.lr,
+        lr_final=config.lr,
+        lbfgs_steps=config.lbfgs_steps,
+        seed=seed,
+        progress=False,
+        checkpoint_every=once,
+        log_every=once,
+    )
 
 
-def _problem(config: RaceConfig) -> dict[str, Tensor]:
+def _points(config: RaceConfig) -> dict[str, Tensor]:
     target = TARGETS[config.target]
     x = torch.linspace(config.x_min, config.x_max, config.n_points)
     xd = torch.linspace(config.x_min, config.x_max, config.n_dense)
@@ -336,37 +302,42 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 def run_strategy(
-    config: RaceConfig, strategy: str, seed: int, problem: Mapping[str, Tensor] | None = None
+    config: RaceConfig, strategy: str, seed: int, points: Mapping[str, Tensor] | None = None
 ) -> dict[str, Any]:
-    """Train one network with one strategy from seed ``seed``'s initial weights.
+    """Train one network with one strategy from seed ``seed``'s initial weights,
+    with :func:`seispinn.pinn.training.train` on a :class:`RaceProblem`.
+
+    Args:
+        points: the training and dense points of ``config`` (computed when None).
 
     Returns:
         A dict with the :data:`METRICS` (floats), ``seed``, ``weights`` (``[N]``
         list, w / mean(w) at the training points), ``prediction`` (``[n_dense]``
         list, the fit on the dense grid) and ``diagnostics`` (the strategy's).
     """
-    problem = problem if problem is not None else _problem(config)
-    x, y = problem["x"], problem["y"]
+    points = points if points is not None else _points(config)
+    x, y = points["x"], points["y"]
     model = _network(config)
     model.load_state_dict(_initial_state(config, seed))
-    ids = torch.arange(config.n_points)
     weighting = make_weighting(strategy, config.n_points, config.options_for(strategy))
-    start = time.perf_counter()
-    try:
-        with _torch_threads(config.threads):
-            fit_points(
-                model, x[:, None], y, ids, weighting, config.steps, config.lr, config.lbfgs_steps
-            )
-    except TrainingError as exc:
-        raise TrainingError(f"race {strategy}, seed {seed}: {exc}") from exc
-    seconds = time.perf_counter() - start
-    with torch.no_grad():
-        residual = model(x[:, None]).squeeze(-1) - y
-        prediction = model(problem["x_dense"][:, None]).squeeze(-1)
+    problem = RaceProblem(model, x, y, weighting)
+    # The evaluation too: a matrix product's rounding depends on the thread count, and
+    # the figures must not depend on the caller's (a worker process has the default).
+    with _torch_threads(config.threads):
+        start = time.perf_counter()
+        try:
+            train(problem, _train_options(config, seed))
+        except TrainingError as exc:
+            raise TrainingError(f"race {strategy}, seed {seed}: {exc}") from exc
+        seconds = time.perf_counter() - start
+        with torch.no_grad():
+            residual = problem.residual()
+            prediction = model(points["x_dense"][:, None]).squeeze(-1)
     in_band = x.abs() <= config.band
-    dense_in_band = problem["x_dense"].abs() <= config.band
+    dense_in_band = points["x_dense"].abs() <= config.band
     centre, outer = band_rms(residual, in_band)
-    d_centre, d_outer = band_rms(prediction - problem["y_dense"], dense_in_band)
+    d_centre, d_outer = band_rms(prediction - points["y_dense"], dense_in_band)
+    ids = problem.ids
     weights = weighting.weights(ids).detach()
     return {
         "seed": seed,
@@ -421,12 +392,12 @@ def run_race(
         config: the race.
         progress: called as ``progress(strategy, seed, run)`` after each run.
     """
-    problem = _problem(config)
+    points = _points(config)
     jobs = [(config, name, seed) for seed in config.seeds for name in config.strategies]
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if config.workers == 1:
         for _, name, seed in jobs:
-            done[name, seed] = run_strategy(config, name, seed, problem)
+            done[name, seed] = run_strategy(config, name, seed, points)
             if progress is not None:
                 progress(name, seed, done[name, seed])
     else:
@@ -448,10 +419,10 @@ def run_race(
             ) from exc
     return RaceResult(
         config=config,
-        x_train=problem["x"].tolist(),
-        y_train=problem["y"].tolist(),
-        x_dense=problem["x_dense"].tolist(),
-        y_dense=problem["y_dense"].tolist(),
+        x_train=points["x"].tolist(),
+        y_train=points["y"].tolist(),
+        x_dense=points["x_dense"].tolist(),
+        y_dense=points["y_dense"].tolist(),
         runs={name: [done[name, seed] for seed in config.seeds] for name in config.strategies},
     )
 

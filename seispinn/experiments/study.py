@@ -17,11 +17,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from seispinn.config import parse_overrides
+from seispinn.config import merge_overrides, parse_overrides
+from seispinn.pinn.weighting import STRATEGIES
 
-__all__ = ["ORDER", "add_arguments", "build_jobs", "job_overrides", "run_jobs", "median", "groups"]
-
-ORDER = ["uniform", "gradnorm", "sa", "rba"]
+__all__ = ["add_arguments", "build_jobs", "job_overrides", "run_jobs", "median", "groups"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,9 +51,7 @@ def build_jobs(args: argparse.Namespace, **extra: Any) -> list[dict[str, Any]]:
     common = parse_overrides(args.set)
     jobs = []
     for label, sets in _variants(args.variant).items():
-        merged = {s: dict(v) for s, v in common.items()}
-        for section, values in sets.items():
-            merged.setdefault(section, {}).update(values)
+        merged = merge_overrides(common, sets)
         fixed = merged.get("weighting", {}).get("name")
         for c in args.configs:
             for w in [fixed] if fixed else args.weightings.split(","):
@@ -77,14 +74,14 @@ def build_jobs(args: argparse.Namespace, **extra: Any) -> list[dict[str, Any]]:
     return jobs
 
 
-def job_overrides(job: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], Path]:
-    """The job's config overrides and its run folder (a variant's own steps win)."""
-    overrides = {s: dict(v) for s, v in job["sets"].items()}
-    overrides.setdefault("weighting", {})["name"] = job["weighting"]
-    training = overrides.setdefault("training", {})
-    training.update({"seed": job["seed"], "progress": False})
-    if job["steps"] is not None:
-        training.setdefault("steps", job["steps"])
+def job_overrides(job: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+    """The job's nested config overrides and its run folder (a variant's own steps win)."""
+    training: dict[str, Any] = {"seed": job["seed"], "progress": False}
+    if job["steps"] is not None and "steps" not in job["sets"].get("training", {}):
+        training["steps"] = job["steps"]
+    overrides = merge_overrides(
+        job["sets"], {"weighting": {"name": job["weighting"]}, "training": training}
+    )
     run_dir = (
         Path(job["out"]) / job["case"] / job["variant"] / f"{job['weighting']}_seed{job['seed']}"
     )
@@ -139,5 +136,5 @@ def groups(results: list[dict[str, Any]]):
     for case, variant in sorted({(r["case"], r.get("variant", "")) for r in results}):
         mine = [r for r in results if r["case"] == case and r.get("variant", "") == variant]
         uni = [r for r in mine if r["weighting"] == "uniform"]
-        for w in sorted({r["weighting"] for r in mine}, key=ORDER.index):
+        for w in sorted({r["weighting"] for r in mine}, key=list(STRATEGIES).index):
             yield case, variant, w, [r for r in mine if r["weighting"] == w], uni

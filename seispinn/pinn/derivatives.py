@@ -10,35 +10,37 @@ and an activation ``a = σ(h)`` maps them by the chain rule::
     J' = σ'(h) J          H' = σ'(h) H + σ''(h) J²
 
 Gradients with respect to the parameters then flow by ordinary backprop.
+
+Two switches change how a network's jets are propagated, and both live on the
+network instance for the duration of a ``with`` block (never in this module):
+:func:`record_jet_linears` makes every :class:`MLP` inside the given modules
+record its linear layers' input and output jets (what per-point gradient norms
+need), :func:`compiled_jets` makes them propagate through ``torch.compile``.
+Callers that build residuals (the wave networks) need not pass anything along.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from seispinn.pinn.networks import MLP, FourierFeatures, Sine
 
-__all__ = ["Jet", "mlp_jet", "record_jet_linears", "compiled_jets"]
+__all__ = ["Jet", "JetCall", "mlp_jet", "record_jet_linears", "compiled_jets"]
 
-# Open recordings of Jet.linear calls (see record_jet_linears); innermost last.
-_RECORDINGS: list[list[tuple[nn.Linear, Jet, Jet]]] = []
+#: One :meth:`Jet.linear` application: ``(layer, input jet, output jet)``.
+JetCall = tuple[nn.Linear, "Jet", "Jet"]
 
-
-@contextmanager
-def record_jet_linears() -> Iterator[list[tuple[nn.Linear, Jet, Jet]]]:
-    """Record every ``(layer, input jet, output jet)`` of :meth:`Jet.linear` inside the
-    block: what per-point gradient norms need from a residual built on jets."""
-    calls: list[tuple[nn.Linear, Jet, Jet]] = []
-    _RECORDINGS.append(calls)
-    try:
-        yield calls
-    finally:
-        _RECORDINGS.pop()
+# Names of the attributes the context managers below set on an MLP instance (and
+# remove again): per-instance state, so two networks or two runs never share it.
+_RECORDER_ATTR = "jet_recorder"
+_COMPILE_ATTR = "jet_compile"
 
 
 class Jet:
@@ -74,12 +76,13 @@ class Jet:
         g = k if mix is None else mix.shape[0]
         return cls(x, eye, torch.zeros(b, g, d, dtype=x.dtype, device=x.device), mix)
 
-    def linear(self, layer: nn.Linear) -> Jet:
+    def linear(self, layer: nn.Linear, recorder: list[JetCall] | None = None) -> Jet:
+        """``layer`` applied to every row; with ``recorder``, append ``(layer, self, out)``."""
         w = layer.weight.T
         # Only the value gets the bias: derivatives of a constant vanish.
         out = Jet(torch.addmm(layer.bias, self.value, w), self.first @ w, self.second @ w, self.mix)
-        if _RECORDINGS:
-            _RECORDINGS[-1].append((layer, self, out))
+        if recorder is not None:
+            recorder.append((layer, self, out))
         return out
 
     def elementwise(self, f0: Tensor, f1: Tensor, f2: Tensor) -> Jet:
@@ -117,12 +120,16 @@ def _fourier(jet: Jet, layer: FourierFeatures) -> Jet:
 
 
 def _propagate(
-    mlp: MLP, x: Tensor, dims: int | None, mix: Tensor | None
+    mlp: MLP,
+    x: Tensor,
+    dims: int | None,
+    mix: Tensor | None,
+    recorder: list[JetCall] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     jet = Jet.of_inputs(x, dims, mix)
     for layer in mlp.layers:
         if isinstance(layer, nn.Linear):
-            jet = jet.linear(layer)
+            jet = jet.linear(layer, recorder)
         elif isinstance(layer, nn.Tanh):
             jet = _tanh(jet)
         elif isinstance(layer, Sine):
@@ -134,29 +141,81 @@ def _propagate(
     return jet.value, jet.first, jet.second
 
 
-_compiled: dict[str, object] = {}
-_COMPILE = [False]
+@functools.cache
+def _compiled_propagate() -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
+    # Built on first use (creating it costs ~3 s of imports) and then the same one
+    # for the whole process: a new torch.compile wrapper per run would recompile.
+    return torch.compile(_propagate, dynamic=False)
+
+
+def _mlps(modules: nn.Module | Iterable[nn.Module]) -> list[MLP]:
+    """Every :class:`MLP` in ``modules`` and their submodules, each once."""
+    roots = [modules] if isinstance(modules, nn.Module) else list(modules)
+    found: dict[int, MLP] = {}
+    for root in roots:
+        for m in root.modules():
+            if isinstance(m, MLP):
+                found.setdefault(id(m), m)
+    return list(found.values())
 
 
 @contextmanager
-def compiled_jets(enabled: bool = True) -> Iterator[None]:
-    """Inside the block, :func:`mlp_jet` runs through ``torch.compile`` (fused
-    elementwise kernels: about 1.7× faster on CPU for a 64×4 tanh network at 4,096
-    points, after a compilation of ~30 s). Recordings for per-point gradient norms
-    always take the eager path."""
-    before = _COMPILE[0]
-    _COMPILE[0] = enabled
+def _set_on_mlps(modules: nn.Module | Iterable[nn.Module], name: str, value: Any) -> Iterator[None]:
+    """Set attribute ``name`` on every MLP of ``modules`` for the block, then put back
+    what was there before (nothing, or an outer block's value)."""
+    missing = object()
+    mlps = _mlps(modules)
+    before = [m.__dict__.get(name, missing) for m in mlps]
+    for m in mlps:
+        m.__dict__[name] = value
     try:
         yield
     finally:
-        _COMPILE[0] = before
+        for m, old in zip(mlps, before, strict=True):
+            if old is missing:
+                m.__dict__.pop(name, None)
+            else:
+                m.__dict__[name] = old
 
 
-def mlp_jet(mlp: MLP, x: Tensor, dims: int | None = None, mix: Tensor | None = None) -> Jet:
+@contextmanager
+def record_jet_linears(modules: nn.Module | Iterable[nn.Module]) -> Iterator[list[JetCall]]:
+    """Record every ``(layer, input jet, output jet)`` of :meth:`Jet.linear` that a
+    jet through an :class:`MLP` of ``modules`` takes inside the block: what per-point
+    gradient norms need from a residual built on jets. Yields the list, filled as the
+    block runs; an inner block on the same network records in its place."""
+    calls: list[JetCall] = []
+    with _set_on_mlps(modules, _RECORDER_ATTR, calls):
+        yield calls
+
+
+@contextmanager
+def compiled_jets(enabled: bool, modules: nn.Module | Iterable[nn.Module]) -> Iterator[None]:
+    """Inside the block, :func:`mlp_jet` on an :class:`MLP` of ``modules`` runs
+    through ``torch.compile`` (fused elementwise kernels: about 1.7× faster on CPU
+    for a 64×4 tanh network at 4,096 points, after a compilation of ~30 s) when
+    ``enabled``, eagerly otherwise. Recordings for per-point gradient norms always
+    take the eager path."""
+    with _set_on_mlps(modules, _COMPILE_ATTR, bool(enabled)):
+        yield
+
+
+def mlp_jet(
+    mlp: MLP,
+    x: Tensor,
+    dims: int | None = None,
+    mix: Tensor | None = None,
+    recorder: list[JetCall] | None = None,
+) -> Jet:
     """Value, first and second derivatives of ``mlp`` at points ``x`` ``[B, d]``.
 
     Supports :class:`MLP` built from ``nn.Linear``, ``nn.Tanh``, :class:`Sine` and
     :class:`FourierFeatures`; anything else raises ``TypeError``.
+
+    Args:
+        recorder: a list to append each linear layer's ``(layer, input jet, output
+            jet)`` to; by default the one :func:`record_jet_linears` attached to
+            ``mlp``, if any.
 
     Returns:
         A :class:`Jet` whose ``value`` is ``[B, out]``, ``first`` ``[B, dims, out]``
@@ -164,8 +223,8 @@ def mlp_jet(mlp: MLP, x: Tensor, dims: int | None = None, mix: Tensor | None = N
         ``[B, dims, out]`` pure second derivatives, or with ``mix`` ``[g, dims]``
         the ``g`` weighted sums ``Σ_k mix_gk ∂²/∂x_k²`` ``[B, g, out]``.
     """
-    if _COMPILE[0] and not _RECORDINGS:
-        if "jet" not in _compiled:
-            _compiled["jet"] = torch.compile(_propagate, dynamic=False)
-        return Jet(*_compiled["jet"](mlp, x, dims, mix), mix)  # type: ignore[operator]
-    return Jet(*_propagate(mlp, x, dims, mix), mix)
+    if recorder is None:
+        recorder = mlp.__dict__.get(_RECORDER_ATTR)
+    if recorder is None and mlp.__dict__.get(_COMPILE_ATTR, False):
+        return Jet(*_compiled_propagate()(mlp, x, dims, mix), mix)
+    return Jet(*_propagate(mlp, x, dims, mix, recorder), mix)

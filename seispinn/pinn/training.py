@@ -267,7 +267,7 @@ def train(
     from it with smaller learning rates. ``on_snapshot(step)`` is called every
     ``snapshot_every`` steps (e.g. to save the γ field).
     """
-    with compiled_jets(options.compile):
+    with compiled_jets(options.compile, problem.trainable().values()):
         lr_factor = None  # None: the checkpoint's (1 for a fresh run)
         for retry in range(options.divergence_retries + 1):
             try:

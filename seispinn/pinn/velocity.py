@@ -1,8 +1,8 @@
-"""Velocity networks c(x, z) for PINN inversion, bounded for any weights.
+"""Velocity fields c(x, z) of the wave PINN: a fixed model on its grid
+(:class:`GridVelocity`) and velocity networks for inversion, bounded for any weights.
 
-Two forms, both callable as ``velocity(x, z) -> c`` like
-:class:`seispinn.pinn.wave.GridVelocity`, so the wave residual does not care
-which one it gets:
+All are callable as ``velocity(x, z) -> c``, so the wave residual does not care
+which one it gets. The networks come in two forms:
 
 - around a starting model: ``c = c₀(x, z) · (1 + p · tanh N(x̂, ẑ))``, inside
   ``[(1 − p) c₀, (1 + p) c₀]``;
@@ -23,9 +23,32 @@ from torch import Tensor, nn
 from seispinn.errors import ConfigError
 from seispinn.models import VelocityModel
 from seispinn.pinn.networks import MLP
-from seispinn.pinn.wave import GridVelocity, Scales
+from seispinn.pinn.wave import Scales
 
-__all__ = ["VelocityNetOptions", "VelocityNet"]
+__all__ = ["GridVelocity", "VelocityNetOptions", "VelocityNet"]
+
+
+class GridVelocity(nn.Module):
+    """c(x, z) from a :class:`VelocityModel`, bilinearly interpolated (m/s), fixed."""
+
+    def __init__(self, model: VelocityModel) -> None:
+        super().__init__()
+        self.register_buffer("values", torch.from_numpy(model.values.astype(np.float32)))
+        self.x0, self.z0, self.dx, self.dz = model.x0, model.z0, model.dx, model.dz
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        """c ``[N]`` at ``x``, ``z`` ``[N]`` (m); outside the grid, the edge value."""
+        nz, nx = self.values.shape
+        fx = ((x - self.x0) / self.dx).clamp(0, nx - 1)
+        fz = ((z - self.z0) / self.dz).clamp(0, nz - 1)
+        ix = fx.floor().long().clamp(max=nx - 2) if nx > 1 else fx.long()
+        iz = fz.floor().long().clamp(max=nz - 2) if nz > 1 else fz.long()
+        wx, wz = fx - ix, fz - iz
+        v = self.values
+        ix1, iz1 = (ix + 1).clamp(max=nx - 1), (iz + 1).clamp(max=nz - 1)
+        top = v[iz, ix] * (1 - wx) + v[iz, ix1] * wx
+        bottom = v[iz1, ix] * (1 - wx) + v[iz1, ix1] * wx
+        return top * (1 - wz) + bottom * wz
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from seispinn.models import VelocityModel
+from seispinn.acquisition import ricker_fn
 from seispinn.pinn.derivatives import mlp_jet
 from seispinn.pinn.networks import MLP
 
@@ -28,7 +27,6 @@ __all__ = [
     "Scales",
     "WaveSource",
     "WavefieldNet",
-    "GridVelocity",
     "wave_residual",
     "WaveDerivatives",
     "MultiShotWavefield",
@@ -80,8 +78,7 @@ class WaveSource:
 
     def wavelet(self, t: Tensor) -> Tensor:
         """f(t) ``[N]`` for times ``t`` ``[N]`` (s)."""
-        a = (math.pi * self.freq * (t - self.delay)) ** 2
-        return (1 - 2 * a) * torch.exp(-a)
+        return ricker_fn(t, self.freq, self.delay)
 
     def density(self, points: Tensor) -> Tensor:
         """s(x, z, t) ``[N]`` at physical points ``[N, 3]`` (1/m² per unit of f)."""
@@ -217,6 +214,8 @@ class MultiShotWavefield(nn.Module):
         """u ``[N]`` at physical points ``[N, 3]`` of shots ``shot`` ``[N]`` (long)."""
         if self.mode == "shared":
             return self.nets[0](self._shared_input(points, shot))
+        if len(self.nets) == 1:  # one shot: every point is its own, nothing to scatter
+            return self.nets[0](points)
         out = points.new_zeros(points.shape[0])
         for k, net in enumerate(self.nets):
             idx = (shot == k).nonzero()[:, 0]
@@ -228,6 +227,8 @@ class MultiShotWavefield(nn.Module):
         """u, u_tt, ∇²u ``[N]`` at points ``[N, 3]`` of shots ``shot`` ``[N]``."""
         if self.mode == "shared":
             return self.nets[0].derivatives(self._shared_input(points, shot))
+        if len(self.nets) == 1:
+            return self.nets[0].derivatives(points)
         parts = [points.new_zeros(points.shape[0]) for _ in range(3)]
         for k, net in enumerate(self.nets):
             idx = (shot == k).nonzero()[:, 0]
@@ -237,28 +238,20 @@ class MultiShotWavefield(nn.Module):
                     parts[j] = parts[j].index_put((idx,), v)
         return WaveDerivatives(*parts)
 
-
-class GridVelocity(nn.Module):
-    """c(x, z) from a :class:`VelocityModel`, bilinearly interpolated (m/s), fixed."""
-
-    def __init__(self, model: VelocityModel) -> None:
-        super().__init__()
-        self.register_buffer("values", torch.from_numpy(model.values.astype(np.float32)))
-        self.x0, self.z0, self.dx, self.dz = model.x0, model.z0, model.dx, model.dz
-
-    def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        """c ``[N]`` at ``x``, ``z`` ``[N]`` (m); outside the grid, the edge value."""
-        nz, nx = self.values.shape
-        fx = ((x - self.x0) / self.dx).clamp(0, nx - 1)
-        fz = ((z - self.z0) / self.dz).clamp(0, nz - 1)
-        ix = fx.floor().long().clamp(max=nx - 2) if nx > 1 else fx.long()
-        iz = fz.floor().long().clamp(max=nz - 2) if nz > 1 else fz.long()
-        wx, wz = fx - ix, fz - iz
-        v = self.values
-        ix1, iz1 = (ix + 1).clamp(max=nx - 1), (iz + 1).clamp(max=nz - 1)
-        top = v[iz, ix] * (1 - wx) + v[iz, ix1] * wx
-        bottom = v[iz1, ix] * (1 - wx) + v[iz1, ix1] * wx
-        return top * (1 - wz) + bottom * wz
+    def value_and_time_derivative(self, points: Tensor, shot: Tensor) -> tuple[Tensor, Tensor]:
+        """u and u_t ``[N]`` at points ``[N, 3]`` of shots ``shot`` ``[N]`` (a soft
+        initial condition)."""
+        if self.mode == "shared":
+            return self.nets[0].value_and_time_derivative(self._shared_input(points, shot))
+        if len(self.nets) == 1:
+            return self.nets[0].value_and_time_derivative(points)
+        u, u_t = points.new_zeros(points.shape[0]), points.new_zeros(points.shape[0])
+        for k, net in enumerate(self.nets):
+            idx = (shot == k).nonzero()[:, 0]
+            if idx.numel():
+                a, b = net.value_and_time_derivative(points[idx])
+                u, u_t = u.index_put((idx,), a), u_t.index_put((idx,), b)
+        return u, u_t
 
 
 def gaussian_source_density(
@@ -268,8 +261,7 @@ def gaussian_source_density(
     :class:`WaveSource` density, for points of several shots in one batch."""
     r2 = (points[:, 0] - xs) ** 2 + (points[:, 1] - zs) ** 2
     g = torch.exp(-0.5 * r2 / sigma**2) / (2 * math.pi * sigma**2)
-    a = (math.pi * freq * (points[:, 2] - delay)) ** 2
-    return (1 - 2 * a) * torch.exp(-a) * g
+    return ricker_fn(points[:, 2], freq, delay) * g
 
 
 def wave_residual(u_tt: Tensor, laplacian: Tensor, c: Tensor, s: Tensor) -> Tensor:

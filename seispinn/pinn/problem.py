@@ -1,0 +1,418 @@
+"""The wave-equation PINN problem: one class for the forward PINN and the inversion.
+
+Terms at a step (METHOD.md §3), as :class:`seispinn.pinn.training.StepLosses`:
+
+- ``pde``: the residual ``r = u_tt − c²(∇²u − s)`` on a batch of collocation
+  points, in units of ``U/T²`` (O(1)), per-point weighted (uniform, grad-norm,
+  SA, RBA; optionally causal in time);
+- ``ic`` (only without the exact initial condition): ``u = u_t = 0`` at ``t = 0``;
+- ``data`` (only with observed traces): the mean squared misfit at the receivers
+  over the observed traces' mean square (1 means "predicts zero").
+
+The forward PINN is this problem with one shot, a fixed :class:`GridVelocity` and
+no data; the inversion is this problem with a :class:`VelocityNet` and data. The
+problem takes PINN-level option sections and its inputs, never an experiment's
+whole configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seispinn.diagnostics.gamma import GammaSnapshot
+from seispinn.errors import ConfigError
+from seispinn.memory import MemoryEstimate, point_parts, step_parts
+from seispinn.modelling.analytic import peak_amplitude
+from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
+from seispinn.pinn.distributed import shard
+from seispinn.pinn.training import StepLosses
+from seispinn.pinn.wave import (
+    MultiShotWavefield,
+    Scales,
+    WaveSource,
+    gaussian_source_density,
+    wave_residual,
+)
+from seispinn.pinn.weighting import PointLoss, PointWeighting, WeightingOptions, causal_weights
+
+__all__ = [
+    "NetworkOptions",
+    "CollocationOptions",
+    "PhysicsOptions",
+    "Shots",
+    "TraceSamples",
+    "box_scales",
+    "WaveProblem",
+    "MEMORY_KNOBS",
+]
+
+MEMORY_KNOBS = ("[collocation] batch_size", "data_batch", "n_points", "[network] width/depth")
+RESIDUAL_FORMS = ("velocity", "slowness", "symmetric")
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """The wavefield network (see :class:`seispinn.pinn.wave.WavefieldNet`).
+
+    Attributes:
+        width, depth, activation, fourier_features, fourier_scale: the MLP.
+        exact_ic: ``u = t̂²·N`` so that ``u = u_t = 0`` at ``t = 0`` exactly; without
+            it a soft initial-condition term is added.
+        shots: ``'shared'`` (one network, the source's x as a 4th input) or
+            ``'per_shot'`` (one network per shot).
+    """
+
+    width: int = 128
+    depth: int = 4
+    activation: str = "tanh"
+    fourier_features: int | None = None
+    fourier_scale: float = 1.0
+    exact_ic: bool = True
+    shots: str = "shared"
+
+    def __post_init__(self) -> None:
+        if self.shots not in ("shared", "per_shot"):
+            raise ValueError(f"shots must be 'shared' or 'per_shot', got {self.shots!r}")
+        if self.width < 1 or self.depth < 1:
+            raise ValueError(f"width and depth must be >= 1, got {self.width}, {self.depth}")
+
+
+@dataclass(frozen=True)
+class CollocationOptions:
+    """PDE points (shared equally by the shots), their near-source share and radius
+    (m), the PDE batch, the data batch (trace samples per step), and for a soft
+    initial condition its points and weight."""
+
+    n_points: int = 36000
+    near_source_fraction: float = 0.17
+    near_source_radius: float = 70.0
+    batch_size: int = 4096
+    data_batch: int = 4096
+    n_ic: int = 4000
+    ic_weight: float = 10.0
+
+    def __post_init__(self) -> None:
+        if min(self.n_points, self.batch_size, self.data_batch, self.n_ic) < 1:
+            raise ValueError("n_points, n_ic, batch_size and data_batch must be >= 1")
+
+
+@dataclass(frozen=True)
+class PhysicsOptions:
+    """How the PDE residual is written. ``'velocity'``: r = u_tt − c²(∇²u − s);
+    ``'slowness'``: the same divided by (c/c₀)², c₀ the reference velocity at the
+    sources, so the source term no longer scales with c and cannot pull the
+    velocity network to shrink the residual where the source acts;
+    ``'symmetric'``: divided by c/c₀. Errors in the network's u_tt bias a
+    least-squares c upward in the slowness form, errors in ∇²u bias it downward in
+    the velocity form; the symmetric form sits between. With a fixed velocity the
+    forms differ only in how points are weighted."""
+
+    residual: str = "velocity"
+
+    def __post_init__(self) -> None:
+        if self.residual not in RESIDUAL_FORMS:
+            raise ValueError(f"residual must be one of {RESIDUAL_FORMS}, got {self.residual!r}")
+
+
+@dataclass(frozen=True)
+class Shots:
+    """Source positions ``[shot]`` (m) and the source every shot fires: a Ricker of
+    peak frequency ``freq`` (Hz) peaking at ``delay`` (s), spread as a unit-mass
+    Gaussian of width ``sigma`` (m)."""
+
+    x: tuple[float, ...]
+    z: tuple[float, ...]
+    sigma: float
+    freq: float
+    delay: float
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.z) or not self.x:
+            raise ConfigError(f"need one z per source x, got {len(self.x)} x and {len(self.z)} z")
+        if not (self.sigma > 0 and self.freq > 0 and self.delay >= 0):
+            raise ConfigError("source sigma and freq must be positive, delay non-negative")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def source(self, k: int = 0) -> WaveSource:
+        """Shot ``k``'s source."""
+        return WaveSource(self.x[k], self.z[k], self.sigma, self.freq, self.delay)
+
+    def active_until(self) -> float:
+        """End (s) of the wavelet's active window (:meth:`WaveSource.active_until`)."""
+        return self.source(0).active_until()
+
+
+@dataclass(frozen=True)
+class TraceSamples:
+    """Observed trace samples as points: ``points`` ``[M, 3]`` (x, z, t in m, s),
+    ``shot`` ``[M]`` (long) and ``values`` ``[M]``."""
+
+    points: Tensor
+    shot: Tensor
+    values: Tensor
+
+    def to(self, device: torch.device) -> TraceSamples:
+        return TraceSamples(self.points.to(device), self.shot.to(device), self.values.to(device))
+
+
+def box_scales(box: Box, shots: Shots, c_ref: float, amplitude_samples: int = 200) -> Scales:
+    """Network units for ``box``: coordinates to [−1, 1], time to [0, 1], and the
+    wavefield by the peak amplitude one σ from the source in a homogeneous
+    ``c_ref`` (m/s), sampled at ``amplitude_samples`` times in [0, T]."""
+    return Scales(
+        xc=(box.x_min + box.x_max) / 2,
+        zc=(box.z_min + box.z_max) / 2,
+        lx=(box.x_max - box.x_min) / 2,
+        lz=(box.z_max - box.z_min) / 2,
+        t_max=box.t_max,
+        u_scale=peak_amplitude(
+            shots.sigma, shots.freq, shots.delay, c_ref, box.t_max, amplitude_samples
+        ),
+    )
+
+
+class WaveProblem:
+    """Loss terms of a wave-equation PINN at a step (implements ``training.Problem``).
+
+    Args:
+        box: the collocation box (m, s).
+        shots: the sources.
+        make_velocity: ``scales -> velocity``, the velocity ``c(x, z) -> [N]`` (m/s):
+            a fixed :class:`GridVelocity` or a trainable :class:`VelocityNet` (built
+            from the problem's scales; trained when it has parameters).
+        network, collocation, weighting, physics: the option sections.
+        seed: initialisation, collocation and batches.
+        device: where tensors live.
+        c_ref: reference velocity (m/s) for the amplitude scale and the residual forms.
+        amplitude_samples: see :func:`box_scales`.
+        data: observed trace samples (None: no data term).
+        points: the collocation set (None: drawn per shot from ``collocation``).
+        source_radius: radius (m) of the source region of METHOD §4 (γ diagnostics).
+        receivers: ``[M, 2]`` receiver positions (m) for the γ snapshots.
+    """
+
+    def __init__(
+        self,
+        *,
+        box: Box,
+        shots: Shots,
+        make_velocity: Callable[[Scales], nn.Module],
+        network: NetworkOptions,
+        collocation: CollocationOptions,
+        weighting: WeightingOptions,
+        physics: PhysicsOptions,
+        seed: int,
+        device: torch.device,
+        c_ref: float,
+        amplitude_samples: int = 200,
+        data: TraceSamples | None = None,
+        points: CollocationSet | None = None,
+        source_radius: float | None = None,
+        receivers: np.ndarray | None = None,
+    ) -> None:
+        self.box, self.shots, self.device, self.seed = box, shots, device, seed
+        self.network, self.collocation = network, collocation
+        self.weighting_options, self.physics = weighting, physics
+        self.c_ref = float(c_ref)
+        self.scales = box_scales(box, shots, c_ref, amplitude_samples)
+        torch.manual_seed(seed)
+        n = network
+        self.wavefield = MultiShotWavefield(
+            self.scales,
+            list(shots.x),
+            n.shots,
+            width=n.width,
+            depth=n.depth,
+            activation=n.activation,
+            fourier_features=n.fourier_features,
+            fourier_scale=n.fourier_scale,
+            exact_ic=n.exact_ic,
+        ).to(device)
+        # After the wavefield: a velocity network's initialisation follows it in the
+        # seeded stream.
+        self.velocity: nn.Module = make_velocity(self.scales).to(device)
+        c = collocation
+        sources = list(zip(shots.x, shots.z, strict=True))
+        self.points: CollocationSet = (
+            points
+            if points is not None
+            else sample_shot_collocation(
+                box,
+                c.n_points,
+                sources=sources,
+                near_source_fraction=c.near_source_fraction,
+                near_source_radius=c.near_source_radius,
+                seed=seed,
+            )
+        ).to(device)
+        self.source_x = torch.tensor(shots.x, dtype=torch.float32, device=device)
+        self.source_z = torch.tensor(shots.z, dtype=torch.float32, device=device)
+        self.weighting: PointWeighting = weighting.build(len(self.points)).to(device)
+        self.ic_points, self.ic_shot = self._ic_points() if not n.exact_ic else (None, None)
+        self.data = data.to(device) if data is not None else None
+        self.data_ms = 1.0
+        if data is not None:
+            obs = data.values.cpu().numpy().astype(np.float64)
+            self.data_ms = float(np.mean(obs**2)) or 1.0
+        self.source_radius = (
+            float(source_radius)
+            if source_radius is not None
+            else max(c.near_source_radius, 2 * shots.sigma)
+        )
+        self.receivers = np.zeros((0, 2)) if receivers is None else np.asarray(receivers)
+        self._point_residual = _PointResidual(self)
+
+    def _ic_points(self) -> tuple[Tensor, Tensor]:
+        """Soft-IC points ``[n_ic, 3]`` at t = 0, uniform over the box, shots in turn."""
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        u = torch.rand(self.collocation.n_ic, 3, generator=gen)
+        b = self.box
+        lo = torch.tensor([b.x_min, b.z_min, 0.0])
+        hi = torch.tensor([b.x_max, b.z_max, 0.0])
+        shot = torch.arange(self.collocation.n_ic) % len(self.shots)
+        return (lo + (hi - lo) * u).to(self.device), shot.to(self.device)
+
+    def trainable(self) -> dict[str, nn.Module]:
+        """The wavefield, and the velocity when it has parameters (an inversion)."""
+        out: dict[str, nn.Module] = {"wavefield": self.wavefield}
+        if any(True for _ in self.velocity.parameters()):
+            out["velocity"] = self.velocity
+        return out
+
+    # ------------------------------------------------------------------ the terms
+
+    def residual(self, points: Tensor, shot: Tensor) -> Tensor:
+        """PDE residual ``[N]`` at physical points ``[N, 3]`` of shots ``[N]`` (U/T²)."""
+        s = self.shots
+        der = self.wavefield.derivatives(points, shot)
+        c = self.velocity(points[:, 0], points[:, 1])
+        dens = gaussian_source_density(
+            points, self.source_x[shot], self.source_z[shot], s.sigma, s.freq, s.delay
+        )
+        r = wave_residual(der.u_tt, der.laplacian, c, dens)
+        if self.physics.residual == "slowness":
+            r = r * (self.c_ref / c) ** 2
+        elif self.physics.residual == "symmetric":
+            r = r * (self.c_ref / c)
+        return r * (self.scales.t_max**2 / self.scales.u_scale)
+
+    def data_misfit(self, ids: Tensor, denominator: int | None = None) -> Tensor:
+        """Mean squared trace misfit over data samples ``ids``, over the observed
+        mean square (dimensionless); with ``denominator``, the sum over ``ids`` ÷ it
+        (a rank's share of a global batch)."""
+        assert self.data is not None
+        d = self.data
+        u = self.wavefield(d.points[ids], d.shot[ids])
+        sq = (u - d.values[ids]) ** 2
+        return (sq.mean() if denominator is None else sq.sum() / denominator) / self.data_ms
+
+    def ic_misfit(self) -> Tensor:
+        """Soft initial condition: mean u² + mean u_t² at t = 0 in network units."""
+        assert self.ic_points is not None and self.ic_shot is not None
+        u0, ut0 = self.wavefield.value_and_time_derivative(self.ic_points, self.ic_shot)
+        u0 = u0 / self.scales.u_scale
+        ut0 = ut0 * self.scales.t_max / self.scales.u_scale
+        return (u0**2).mean() + (ut0**2).mean()
+
+    def _owner(self, ids: Tensor, shot: Tensor) -> Tensor:
+        """Owner keys of items ``ids``: the shot when there are at least as many shots
+        as ranks (shots are independent, so each rank takes whole shots), else the id."""
+        return shot[ids] if len(self.shots) >= shard().world else ids
+
+    def losses(self, step: int) -> StepLosses:
+        c, seed, w = self.collocation, self.seed, self.weighting_options
+        assert self.points.shot is not None
+        sh = shard()
+        batch = batch_ids(step, len(self.points), c.batch_size, seed).to(self.device)
+        ids = batch[sh.owns(self._owner(batch, self.points.shot))]  # this rank's share
+        pts, shot = self.points.points[ids], self.points.shot[ids]
+        sq = self.residual(pts, shot) ** 2
+        causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
+        terms = {"pde": self.weighting.weighted_loss(sq * causal, ids, len(batch))}
+        if self.ic_points is not None:
+            # Every rank evaluates the whole IC term: its share is 1/K of it.
+            terms["ic"] = c.ic_weight * self.ic_misfit() / sh.world
+        if self.data is not None:
+            dbatch = batch_ids(step, len(self.data.values), c.data_batch, seed + 1)
+            dbatch = dbatch.to(self.device)
+            dids = dbatch[sh.owns(self._owner(dbatch, self.data.shot))]
+            terms["data"] = self.data_misfit(dids, len(dbatch))
+        point_loss = None
+        if w.name == "gradnorm":
+            packed = torch.cat([pts, shot[:, None].float()], dim=1)
+            point_loss = PointLoss(self._point_residual, self._packed_loss, packed)
+        return StepLosses(terms, ids, sq.detach(), point_loss)
+
+    def _packed_loss(self, params: dict[str, Tensor], packed: Tensor) -> Tensor:
+        # functional_call swaps the parameters inside the networks residual() uses.
+        return torch.func.functional_call(self._point_residual, params, (packed,))
+
+    # ------------------------------------------------------------ diagnostics
+
+    @torch.no_grad()  # the jets carry the input derivatives forward: no graph needed
+    def all_residuals(self, chunk: int = 8192) -> Tensor:
+        """PDE residual ``[N]`` over the whole collocation set (detached)."""
+        assert self.points.shot is not None
+        pts, shot = self.points.points.split(chunk), self.points.shot.split(chunk)
+        return torch.cat([self.residual(p, s) for p, s in zip(pts, shot, strict=True)])
+
+    def gamma_snapshot(self, step: int) -> GammaSnapshot:
+        """γ and |r| over all collocation points now (see :class:`GammaSnapshot`)."""
+        p = self.points
+        assert p.shot is not None
+        return GammaSnapshot(
+            step=step,
+            points=p.points.detach().cpu().numpy(),
+            ids=p.ids.cpu().numpy(),
+            shot=p.shot.cpu().numpy(),
+            gamma=self.weighting.relative_weights().detach().cpu().numpy(),
+            residual=self.all_residuals().abs().cpu().numpy(),
+            sources=np.stack([self.shots.x, self.shots.z], 1).astype(np.float64),
+            receivers=self.receivers.reshape(-1, 2),
+            source_radius=self.source_radius,
+            active_until=self.shots.active_until(),
+        )
+
+    def memory_estimate(self) -> MemoryEstimate:
+        """Estimated peak memory of a training step (see :mod:`seispinn.memory`):
+        the batches' autograd bytes measured on probe batches, the rest by size."""
+        c, p = self.collocation, self.points
+        assert p.shot is not None
+        data = None
+        if self.data is not None:
+            data = lambda n: self.data_misfit(torch.arange(n, device=self.device))  # noqa: E731
+        parts = step_parts(
+            list(self.trainable().values()),
+            lambda n: self.residual(p.points[:n], p.shot[:n]).square().sum(),
+            min(c.batch_size, len(p)),
+            gradnorm=self.weighting_options.name == "gradnorm",
+            data=data,
+            data_batch=c.data_batch,
+            world=shard().world,
+        )
+        parts.update(point_parts(len(p), self.weighting_options.name))
+        if self.data is not None:
+            parts["data samples"] = len(self.data.values) * (3 * 4 + 8 + 4)
+        return MemoryEstimate(parts, knobs=MEMORY_KNOBS)
+
+
+class _PointResidual(nn.Module):
+    """r² ``[N]`` of packed points ``[N, 4]`` (x, z, t, shot) as a module whose
+    parameters are the problem's trainable networks' (grad-norm's per-point
+    gradients)."""
+
+    def __init__(self, problem: WaveProblem) -> None:
+        super().__init__()
+        self.wavefield = problem.wavefield
+        self.velocity = problem.velocity
+        self._problem = [problem]  # a list: not a submodule
+
+    def forward(self, packed: Tensor) -> Tensor:
+        return self._problem[0].residual(packed[:, :3], packed[:, 3].long()) ** 2
