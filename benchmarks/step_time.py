@@ -59,9 +59,10 @@ def _problem(case: str, n: int, device: str):  # noqa: C901 - one self-contained
 
     from seispinn.pinn.derivatives import mlp_jet
     from seispinn.pinn.networks import MLP
+    from seispinn.pinn.pointgrad import PointLoss
     from seispinn.pinn.training import StepLosses
     from seispinn.pinn.wave import wave_residual
-    from seispinn.pinn.weighting import GradNormOptions, PointLoss, make_weighting
+    from seispinn.pinn.weighting import GradNormOptions, make_weighting
 
     torch.manual_seed(0)
     LAPLACIAN_AND_TT = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # noqa: N806

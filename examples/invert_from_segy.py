@@ -12,12 +12,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from seispinn.experiments.invert import (
-    InversionInputs,
-    SourceConfig,
-    invert,
-    load_invert_config,
-)
+from seispinn.acquisition import Source
+from seispinn.experiments.invert import InversionInputs, invert, load_invert_config
 from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
 from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.models import homogeneous
@@ -46,7 +42,7 @@ def main() -> None:
     shots = read_shots(args.out / "observed.sgy")  # [shot, receiver, time]
     start = read_velocity(args.out / "start.sgy")  # [nz, nx] m/s: also the output grid
     true = read_velocity(args.out / "true.sgy")  # optional, for scores
-    source = SourceConfig(sigma=40.0, freq=5.0, delay=0.24)  # the wavelet is not in SEG-Y
+    source = Source(sigma=40.0, freq=5.0, delay=0.24)  # the wavelet is not in SEG-Y
     config = load_invert_config("examples/invert_anomaly.toml", {"training": {"steps": args.steps}})
     result = invert(InversionInputs(shots, start, source, true), config, args.out / "run")
     write_velocity(args.out / "inverted.sgy", result.model)

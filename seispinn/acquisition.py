@@ -17,7 +17,7 @@ from seispinn.models import VelocityModel
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
-__all__ = ["ricker", "ricker_fn", "Acquisition", "surface_line", "with_well_receivers"]
+__all__ = ["ricker", "ricker_fn", "Source", "Acquisition", "surface_line", "with_well_receivers"]
 
 
 def ricker_fn(t: ArrayT, freq: float, delay: float) -> ArrayT:
@@ -39,6 +39,41 @@ def ricker(freq: float, dt: float, nt: int, delay: float | None = None) -> np.nd
     """
     delay = 1.5 / freq if delay is None else delay
     return ricker_fn(np.arange(nt) * dt, freq, delay)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The source every shot fires, in the finite-difference modelling and in the
+    PINN's source term alike: a Ricker wavelet of peak frequency ``freq`` (Hz)
+    peaking at ``delay`` (s), spread as a unit-mass Gaussian of width ``sigma`` (m)
+    (``ModellingOptions.source_sigma`` in Deepwave runs).
+
+    In a config, ``freq = 0`` means "the survey's frequency" and ``delay = 0``
+    "1.5 / freq" (the wavelet then starts at ~0): :meth:`resolved` fills them in.
+    """
+
+    sigma: float = 20.0
+    freq: float = 0.0
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.sigma > 0 and self.freq >= 0 and self.delay >= 0):
+            raise ValueError("sigma must be positive, freq and delay non-negative")
+
+    def resolved(self, freq: float | None = None) -> Source:
+        """This source with ``freq`` (when it has none) and the default delay set."""
+        f = self.freq or freq
+        if not f:
+            raise ModelError("the source needs a peak frequency (freq > 0)")
+        return Source(self.sigma, f, self.delay or 1.5 / f)
+
+    def wavelet(self, t: ArrayT) -> ArrayT:
+        """f(t) at times ``t`` (s): a numpy array or a tensor."""
+        return ricker_fn(t, self.freq, self.delay)
+
+    def active_until(self) -> float:
+        """End (s) of the wavelet's active window: |f| < 1e-3 after ``delay + 1.2/freq``."""
+        return self.delay + 1.2 / self.freq
 
 
 # eq=False: the generated == would compare arrays elementwise and fail.

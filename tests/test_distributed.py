@@ -87,7 +87,9 @@ def test_two_processes_follow_the_single_process_trajectory(tmp_path):
 def test_batch_normalising_weightings_are_refused_across_processes(tmp_path):
     overrides = {**SMALL, "weighting": {"name": "gradnorm"}}
     # The workers' ConfigError comes back through torch.multiprocessing's wrapper.
-    with pytest.raises(Exception, match="ConfigError.*uniform' or 'sa'"):
+    with pytest.raises(
+        Exception, match="ConfigError.*weighting 'gradnorm' and annealing are not available"
+    ):
         _run(2, tmp_path, 2, overrides=overrides)
 
 

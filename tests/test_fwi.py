@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from seispinn.acquisition import Acquisition
+from seispinn.acquisition import Acquisition, Source
 from seispinn.errors import ConfigError
 from seispinn.experiments.invert import load_invert_config
 from seispinn.modelling.fwi import (
@@ -25,6 +25,7 @@ from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.models import gaussian_anomaly, homogeneous
 
 SIGMA, FREQ, DELAY = 20.0, 12.0, 0.1
+SOURCE = Source(SIGMA, FREQ, DELAY)
 
 
 def _setup(nt: int = 120):
@@ -59,9 +60,7 @@ def test_lowpass_operator_is_the_filter_as_a_matrix():
 @pytest.mark.parametrize("corner", [6.0, 0.0])
 def test_misfit_is_zero_at_the_true_model_in_every_band(corner):
     true, observed = _setup()
-    m = TraceMisfit(
-        observed, true, SIGMA, FREQ, DELAY, corner=corner, modelling=ModellingOptions(pml_width=10)
-    )
+    m = TraceMisfit(observed, true, SOURCE, corner=corner, modelling=ModellingOptions(pml_width=10))
     assert float(m(torch.from_numpy(true.values))) < 1e-10
     start = homogeneous(true.nx, true.nz, 10.0, 2000.0)
     assert float(m(torch.from_numpy(start.values))) > 1e-4
@@ -70,7 +69,7 @@ def test_misfit_is_zero_at_the_true_model_in_every_band(corner):
 def test_fwi_gradient_passes_the_taylor_test():
     """J(c + h δc) − J(c) is O(h); minus h ⟨∇J, δc⟩ it is O(h²)."""
     true, observed = _setup()
-    m = TraceMisfit(observed, true, SIGMA, FREQ, DELAY, modelling=ModellingOptions(pml_width=10))
+    m = TraceMisfit(observed, true, SOURCE, modelling=ModellingOptions(pml_width=10))
     c = torch.full(true.shape, 2050.0, dtype=torch.float64, requires_grad=True)
     j0 = m(c)
     (g,) = torch.autograd.grad(j0, c)
@@ -96,9 +95,7 @@ def test_small_fwi_moves_the_anomaly_toward_the_truth():
     result = fwi(
         observed,
         start,
-        sigma=SIGMA,
-        freq=FREQ,
-        delay=DELAY,
+        SOURCE,
         options=options,
         modelling=ModellingOptions(pml_width=10),
         progress=False,
@@ -119,8 +116,8 @@ def test_batched_backward_gives_the_whole_misfit_and_gradient():
     true, observed = _setup()
     start = homogeneous(30, 24, 10.0, 2000.0)
     opts = ModellingOptions(pml_width=10)
-    whole = TraceMisfit(observed, start, SIGMA, FREQ, DELAY, modelling=opts)
-    batched = TraceMisfit(observed, start, SIGMA, FREQ, DELAY, modelling=opts, shots_per_batch=1)
+    whole = TraceMisfit(observed, start, SOURCE, modelling=opts)
+    batched = TraceMisfit(observed, start, SOURCE, modelling=opts, shots_per_batch=1)
     assert len(batched.batches) == 2
     p1 = torch.zeros(24, 30, requires_grad=True)
     p2 = torch.zeros(24, 30, requires_grad=True)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from seispinn.acquisition import Source
 from seispinn.cli import main
 from seispinn.diagnostics.measures import anomaly_region
 from seispinn.errors import ConfigError
 from seispinn.experiments.invert import (
     InversionInputs,
     InvertConfig,
-    SourceConfig,
     holdout_mask,
     inversion_problem,
     invert,
@@ -131,7 +131,7 @@ def _small_inputs(receiver_offset: float = 0.0) -> InversionInputs:
         [_analytic(rx[s, :, None], rz[s, :, None], t[None], s) for s in range(2)]
     ).astype(np.float32)
     gathers = ShotGathers(data, [250.0, 750.0], [20.0, 20.0], rx + receiver_offset, rz, dt)
-    return InversionInputs(gathers, start, SourceConfig(20.0, 10.0, 0.15))
+    return InversionInputs(gathers, start, Source(20.0, 10.0, 0.15))
 
 
 def _config(holdout_every: int) -> InvertConfig:

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from seispinn.cli import main
+from seispinn.diagnostics.measures import band_rms
 from seispinn.errors import ConfigError
 from seispinn.experiments import race
 from seispinn.experiments.race import (
     METRICS,
     RaceConfig,
     RaceProblem,
-    band_rms,
     format_table,
     run_race,
     run_strategy,
@@ -28,15 +28,8 @@ from seispinn.pinn.networks import MLP
 from seispinn.pinn.training import TrainOptions, train
 from seispinn.pinn.weighting import SAOptions, SelfAdaptiveMask, Uniform
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: a second thread only spin-waits, badly so when
-    # another process holds the other core.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: a second thread only spin-waits (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Fewer seeds and steps than the default (3 × 800 instead of 5 × 2000), with a

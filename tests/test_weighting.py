@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from seispinn.diagnostics.measures import enrichment
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn import (
     MLP,
@@ -23,7 +24,6 @@ from seispinn.pinn import (
     SAOptions,
     SelfAdaptiveMask,
     Uniform,
-    enrichment,
     grad_norms_linear,
     grad_norms_loop,
     grad_norms_vmap,
@@ -31,15 +31,8 @@ from seispinn.pinn import (
     per_point_grad_norms,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: a second thread only spin-waits, badly so when
-    # another process holds the other core.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: a second thread only spin-waits (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def regression_loss(model: nn.Module):
@@ -558,11 +551,12 @@ def test_weighting_options_take_nested_tables_and_overrides():
 
 
 def test_old_import_paths_still_work():
+    import seispinn.pinn
     import seispinn.pinn.pointgrad as pointgrad
     import seispinn.pinn.weighting as weighting
 
-    for name in pointgrad.__all__:
-        assert getattr(weighting, name) is getattr(pointgrad, name)
+    for name in ("PointLoss", "per_point_grad_norms", "grad_norms_linear"):
+        assert getattr(pointgrad, name) is getattr(seispinn.pinn, name)
     assert weighting.causal_weights(torch.ones(3), torch.zeros(3), 1.0, 4, 0.0).tolist() == [
         1.0,
         1.0,

@@ -102,13 +102,10 @@ def _run_fwi(
     run_dir: Path,
     progress: bool,
 ) -> tuple[dict, VelocityModel]:
-    s = inputs.source
     result = fwi(
         inputs.gathers,
         inputs.start,
-        sigma=s.sigma,
-        freq=s.freq,
-        delay=s.delay,
+        inputs.source,
         options=config.fwi,
         use=~held,
         progress=progress,

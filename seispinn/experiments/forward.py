@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seispinn.acquisition import Acquisition
+from seispinn.acquisition import Acquisition, Source
 from seispinn.config import load_sections
 from seispinn.diagnostics.measures import relative_l2
 from seispinn.errors import ConfigError
@@ -59,7 +59,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """Source position (m), Gaussian width σ (m), Ricker peak frequency (Hz) and delay (s)."""
+    """The ``[source]`` section of a forward run: the position (m) of the one source
+    and its :class:`Source` (Gaussian width σ in m, Ricker peak frequency in Hz,
+    delay in s)."""
 
     x: float = 0.0
     z: float = 0.0
@@ -70,6 +72,10 @@ class SourceConfig:
     def __post_init__(self) -> None:
         if self.sigma <= 0 or self.freq <= 0 or self.delay < 0:
             raise ValueError("sigma and freq must be positive, delay non-negative")
+
+    @property
+    def source(self) -> Source:
+        return Source(self.sigma, self.freq, self.delay)
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,7 @@ def forward_problem(
     )
     return WaveProblem(
         box=box,
-        shots=Shots((s.x,), (s.z,), s.sigma, s.freq, s.delay),
+        shots=Shots((s.x,), (s.z,), s.source),
         make_velocity=lambda scales: velocity,
         network=config.network,
         collocation=c,

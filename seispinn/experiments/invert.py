@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seispinn.acquisition import Source
 from seispinn.config import load_sections
 from seispinn.diagnostics.measures import heldout_misfit, velocity_scores
 from seispinn.errors import ConfigError, ModelError
@@ -57,7 +58,6 @@ from seispinn.survey import load_survey
 
 __all__ = [
     "DataConfig",
-    "SourceConfig",
     "InvertConfig",
     "load_invert_config",
     "InversionInputs",
@@ -128,20 +128,6 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class SourceConfig:
-    """The source the data were made with: Gaussian width σ (m), Ricker peak frequency
-    (Hz) and delay (s); 0 takes the survey's frequency and a delay of 1.5/freq."""
-
-    sigma: float = 20.0
-    freq: float = 0.0
-    delay: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.sigma <= 0 or self.freq < 0 or self.delay < 0:
-            raise ValueError("sigma must be positive, freq and delay non-negative")
-
-
-@dataclass(frozen=True)
 class InvertConfig:
     """All sections; the defaults are ``examples/invert_anomaly.toml``'s recipe (the
     measured one: wavefield 64×3, velocity 24×2 frozen for the first 1,500 of
@@ -153,7 +139,7 @@ class InvertConfig:
             survey="examples/anomaly_survey.toml", start_velocity=2000.0
         )
     )
-    source: SourceConfig = field(default_factory=lambda: SourceConfig(40.0, 5.0, 0.24))
+    source: Source = field(default_factory=lambda: Source(40.0, 5.0, 0.24))
     physics: PhysicsOptions = field(default_factory=lambda: PhysicsOptions("slowness"))
     network: NetworkOptions = field(default_factory=lambda: NetworkOptions(width=64, depth=3))
     velocity: VelocityNetOptions = field(
@@ -179,7 +165,7 @@ class InvertConfig:
 
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
-    "source": SourceConfig,
+    "source": Source,
     "physics": PhysicsOptions,
     "network": NetworkOptions,
     "velocity": VelocityNetOptions,
@@ -225,14 +211,17 @@ class InversionInputs:
     Attributes:
         gathers: observed traces ``[shot, receiver, time]``.
         start: starting velocity ``[nz, nx]`` (m/s); its grid is the output grid.
-        source: the source (σ, freq, delay all set).
+        source: the source, resolved (σ, freq, delay all set).
         true: the true model for scoring, if known.
     """
 
     gathers: ShotGathers
     start: VelocityModel
-    source: SourceConfig
+    source: Source
     true: VelocityModel | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", self.source.resolved())
 
 
 def prepare_inputs(
@@ -248,9 +237,8 @@ def prepare_inputs(
         if d.crop_x or d.crop_z:
             true = true.crop(tuple(d.crop_x) or None, tuple(d.crop_z) or None)  # type: ignore[arg-type]
         acq = survey.acquisition.build(true)
-        freq = src.freq or acq.freq
-        delay = src.delay or 1.5 / freq
-        acq = dataclasses.replace(acq, freq=freq, delay=delay)
+        source = src.resolved(acq.freq)
+        acq = dataclasses.replace(acq, freq=source.freq, delay=source.delay)
         options = dataclasses.replace(survey.modelling, source_sigma=src.sigma)
         if run_dir is not None and not write:
             gathers = read_shots(run_dir / "observed.sgy")
@@ -269,7 +257,7 @@ def prepare_inputs(
             raise ConfigError(
                 "[source] freq is needed with SEG-Y shots (the wavelet is not stored)"
             )
-        freq, delay = src.freq, src.delay or 1.5 / src.freq
+        source = src.resolved()
     if d.start:
         start = read_velocity(d.start, dx=d.dx, dz=d.dz)
     elif d.start_velocity > 0:
@@ -282,11 +270,10 @@ def prepare_inputs(
             raise ConfigError("start_smoothing needs a true model: give a survey or a true_model")
         start = true.smoothed(d.start_smoothing)
     try:  # a receiver off the grid would train the wavefield where c is undefined
-        acquisition_from_gathers(gathers, freq, delay).check_inside(start)
+        acquisition_from_gathers(gathers, source).check_inside(start)
     except ModelError as exc:
         shots = d.shots or f"{d.survey} [acquisition]"
         raise ConfigError(f"[data] {shots}: {exc} (the starting model's grid)") from None
-    source = SourceConfig(src.sigma, freq, delay)
     return InversionInputs(gathers, start, source, true)
 
 
@@ -331,7 +318,7 @@ def inversion_problem(
     real = g.receiver_mask
     return WaveProblem(
         box=box,
-        shots=Shots(tuple(g.source_x.tolist()), tuple(g.source_z.tolist()), *_signature(src)),
+        shots=Shots(tuple(g.source_x.tolist()), tuple(g.source_z.tolist()), src),
         make_velocity=lambda scales: VelocityNet(scales, start, config.velocity),
         network=config.network,
         collocation=config.collocation,
@@ -344,10 +331,6 @@ def inversion_problem(
         data=data,
         receivers=np.unique(np.stack([g.receiver_x[real], g.receiver_z[real]], 1), axis=0),
     )
-
-
-def _signature(source: SourceConfig) -> tuple[float, float, float]:
-    return source.sigma, source.freq, source.delay
 
 
 @torch.no_grad()
@@ -363,7 +346,7 @@ def implied_velocity(problem: WaveProblem, mask: Tensor | None = None) -> dict[s
     shot = problem.points.shot
     if mask is not None:
         pts, shot = pts[mask], shot[mask]
-    s = problem.shots
+    s = problem.shots.source
     utt, lap = [], []
     for p_, s_ in zip(pts.split(8192), shot.split(8192), strict=True):
         with torch.enable_grad():
@@ -408,7 +391,7 @@ def predicted_gathers(model: VelocityModel, inputs: InversionInputs) -> ShotGath
     """Deepwave traces of ``model`` at every receiver of the observed gathers, with
     the inversion's source (zero at padded receivers)."""
     g, s = inputs.gathers, inputs.source
-    acq = acquisition_from_gathers(g, s.freq, s.delay)
+    acq = acquisition_from_gathers(g, s)
     sim = simulate(model, acq, ModellingOptions(source_sigma=s.sigma))
     data = np.where(g.receiver_mask[..., None], sim.data, 0.0)
     return dataclasses.replace(g, data=data)
@@ -418,7 +401,7 @@ def illuminated_part(inputs: InversionInputs, fraction: float = 0.25) -> np.ndar
     """``[nz, nx]`` bool: the illuminated part of the starting model's grid (see
     :mod:`seispinn.modelling.illumination`) for the observed acquisition."""
     g, s = inputs.gathers, inputs.source
-    acq = acquisition_from_gathers(g, s.freq, s.delay)
+    acq = acquisition_from_gathers(g, s)
     values = illumination(inputs.start, acq, ModellingOptions(source_sigma=s.sigma))
     return illuminated_mask(values, fraction)
 

@@ -38,17 +38,17 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from seispinn.config import apply_overrides, parse_overrides
+from seispinn.diagnostics.measures import band_rms, enrichment
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn.networks import MLP
+from seispinn.pinn.pointgrad import PointLoss
 from seispinn.pinn.training import StepLosses, TrainOptions, train
 from seispinn.pinn.weighting import (
     STRATEGIES,
     GradNormOptions,
-    PointLoss,
     PointWeighting,
     RBAOptions,
     SAOptions,
-    enrichment,
     make_weighting,
 )
 
@@ -58,7 +58,6 @@ __all__ = [
     "RaceConfig",
     "RaceResult",
     "with_overrides",
-    "band_rms",
     "RaceProblem",
     "run_strategy",
     "run_race",
@@ -178,25 +177,6 @@ def with_overrides(config: RaceConfig, overrides: Iterable[str] | Mapping[str, A
     if not isinstance(overrides, Mapping):
         overrides = parse_overrides(list(overrides))
     return apply_overrides(config, dict(overrides), "race")
-
-
-# ------------------------------------------------------------------------------------
-# Measures
-# ------------------------------------------------------------------------------------
-
-
-def band_rms(residual: Tensor, in_band: Tensor) -> tuple[float, float]:
-    """RMS of ``residual`` (``[N]``) inside and outside a band (``[N]`` bool).
-
-    Returns:
-        ``(centre, outer)`` RMS; NaN for an empty side.
-    """
-    r = residual.detach().double()
-
-    def rms(values: Tensor) -> float:
-        return float(values.pow(2).mean().sqrt()) if values.numel() else math.nan
-
-    return rms(r[in_band]), rms(r[~in_band])
 
 
 def _ratio(centre: float, outer: float) -> float:

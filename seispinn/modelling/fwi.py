@@ -19,7 +19,7 @@ whole layer's and dwarfs the interior's.
 In Python::
 
     from seispinn.modelling.fwi import FWIOptions, fwi
-    result = fwi(gathers, start, sigma=40.0, freq=5.0, delay=0.24, options=FWIOptions())
+    result = fwi(gathers, start, Source(40.0, 5.0, 0.24), options=FWIOptions())
     write_velocity("fwi.sgy", result.model)
 """
 
@@ -37,7 +37,7 @@ from scipy.signal import butter, sosfiltfilt
 from torch import Tensor
 from tqdm import tqdm
 
-from seispinn.acquisition import Acquisition
+from seispinn.acquisition import Acquisition, Source
 from seispinn.errors import ConfigError
 from seispinn.gathers import ShotGathers
 from seispinn.memory import RUNTIME_BYTES, MemoryEstimate, check_fits
@@ -109,16 +109,24 @@ class FWIOptions:
             raise ValueError(f"need c_min < c_max (got {self.c_min}, {self.c_max})")
 
 
-def acquisition_from_gathers(gathers: ShotGathers, freq: float, delay: float) -> Acquisition:
-    """The acquisition that recorded ``gathers`` with a Ricker of ``freq`` Hz peaking
-    at ``delay`` s. Padded receivers (NaN positions) are put on the shot's first
-    receiver; callers mask them out with ``gathers.receiver_mask``."""
+def acquisition_from_gathers(gathers: ShotGathers, source: Source) -> Acquisition:
+    """The acquisition that recorded ``gathers`` with ``source`` (its Ricker's peak
+    frequency and delay; the spread σ goes to the modelling). Padded receivers (NaN
+    positions) are put on the shot's first receiver; callers mask them out with
+    ``gathers.receiver_mask``."""
     rx, rz = gathers.receiver_x.copy(), gathers.receiver_z.copy()
     pad = ~gathers.receiver_mask
     rx[pad] = np.broadcast_to(rx[:, :1], rx.shape)[pad]
     rz[pad] = np.broadcast_to(rz[:, :1], rz.shape)[pad]
     return Acquisition(
-        gathers.source_x, gathers.source_z, rx, rz, gathers.dt, gathers.nt, freq, delay
+        gathers.source_x,
+        gathers.source_z,
+        rx,
+        rz,
+        gathers.dt,
+        gathers.nt,
+        source.freq,
+        source.delay,
     )
 
 
@@ -146,20 +154,17 @@ class TraceMisfit:
     Args:
         gathers: observed traces ``[shot, receiver, time]``.
         grid: the model grid (spacing, origin) the velocity lives on.
-        sigma, freq, delay: the Gaussian source width (m), Ricker peak frequency
-            (Hz) and delay (s) the data were recorded with.
+        source: the source the data were recorded with (σ, peak frequency, delay).
         use: ``[shot, receiver]`` bool, the receivers in the misfit (default: all real).
         corner: low-pass corner (Hz) applied to the observed traces and the wavelet.
-        modelling: finite-difference settings (``source_sigma`` is set from ``sigma``).
+        modelling: finite-difference settings (``source_sigma`` is set from the source).
     """
 
     def __init__(
         self,
         gathers: ShotGathers,
         grid: VelocityModel,
-        sigma: float,
-        freq: float,
-        delay: float,
+        source: Source,
         *,
         use: np.ndarray | None = None,
         corner: float = 0.0,
@@ -168,8 +173,10 @@ class TraceMisfit:
         shots_per_batch: int = 8,
     ) -> None:
         self.grid = grid
-        self.acq = acquisition_from_gathers(gathers, freq, delay)
-        self.modelling = dataclasses.replace(modelling or ModellingOptions(), source_sigma=sigma)
+        self.acq = acquisition_from_gathers(gathers, source)
+        self.modelling = dataclasses.replace(
+            modelling or ModellingOptions(), source_sigma=source.sigma
+        )
         use = gathers.receiver_mask if use is None else (use & gathers.receiver_mask)
         self.use = torch.from_numpy(np.asarray(use, dtype=bool))
         self.filter = lowpass_operator(gathers.nt, gathers.dt, corner, order)
@@ -323,10 +330,8 @@ def fwi_memory(
 def fwi(
     gathers: ShotGathers,
     start: VelocityModel,
+    source: Source,
     *,
-    sigma: float,
-    freq: float,
-    delay: float,
     options: FWIOptions | None = None,
     use: np.ndarray | None = None,
     modelling: ModellingOptions | None = None,
@@ -337,7 +342,7 @@ def fwi(
     Args:
         gathers: observed traces ``[shot, receiver, time]``.
         start: starting velocity ``[nz, nx]`` (m/s); also the output grid.
-        sigma, freq, delay: the source (m, Hz, s), as for the PINN.
+        source: the source the data were recorded with, as for the PINN.
         use: ``[shot, receiver]`` bool, receivers in the misfit (held-out ones False).
     """
     options = options or FWIOptions()
@@ -361,9 +366,7 @@ def fwi(
         misfit = TraceMisfit(
             gathers,
             start,
-            sigma,
-            freq,
-            delay,
+            source,
             use=use,
             corner=corner,
             modelling=modelling,

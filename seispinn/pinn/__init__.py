@@ -31,7 +31,6 @@ from seispinn.pinn.weighting import (
     Uniform,
     WeightingOptions,
     causal_weights,
-    enrichment,
     make_weighting,
     weighted_mean,
 )
@@ -52,7 +51,6 @@ __all__ = [
     "Uniform",
     "WeightingOptions",
     "causal_weights",
-    "enrichment",
     "grad_norms_linear",
     "grad_norms_loop",
     "grad_norms_vmap",

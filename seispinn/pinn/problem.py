@@ -24,21 +24,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from seispinn.acquisition import Source
 from seispinn.diagnostics.gamma import GammaSnapshot
 from seispinn.errors import ConfigError
 from seispinn.memory import MemoryEstimate, point_parts, step_parts
 from seispinn.modelling.analytic import peak_amplitude
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
 from seispinn.pinn.distributed import shard
+from seispinn.pinn.pointgrad import PointLoss
 from seispinn.pinn.training import StepLosses
 from seispinn.pinn.wave import (
     MultiShotWavefield,
     Scales,
-    WaveSource,
     gaussian_source_density,
     wave_residual,
 )
-from seispinn.pinn.weighting import PointLoss, PointWeighting, WeightingOptions, causal_weights
+from seispinn.pinn.weighting import PointWeighting, WeightingOptions, causal_weights
 
 __all__ = [
     "NetworkOptions",
@@ -121,32 +122,21 @@ class PhysicsOptions:
 
 @dataclass(frozen=True)
 class Shots:
-    """Source positions ``[shot]`` (m) and the source every shot fires: a Ricker of
-    peak frequency ``freq`` (Hz) peaking at ``delay`` (s), spread as a unit-mass
-    Gaussian of width ``sigma`` (m)."""
+    """Source positions ``[shot]`` (m) and the :class:`Source` every shot fires
+    (its frequency and delay resolved)."""
 
     x: tuple[float, ...]
     z: tuple[float, ...]
-    sigma: float
-    freq: float
-    delay: float
+    source: Source
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.z) or not self.x:
             raise ConfigError(f"need one z per source x, got {len(self.x)} x and {len(self.z)} z")
-        if not (self.sigma > 0 and self.freq > 0 and self.delay >= 0):
-            raise ConfigError("source sigma and freq must be positive, delay non-negative")
+        if not self.source.freq > 0:
+            raise ConfigError("the source's peak frequency must be resolved (freq > 0)")
 
     def __len__(self) -> int:
         return len(self.x)
-
-    def source(self, k: int = 0) -> WaveSource:
-        """Shot ``k``'s source."""
-        return WaveSource(self.x[k], self.z[k], self.sigma, self.freq, self.delay)
-
-    def active_until(self) -> float:
-        """End (s) of the wavelet's active window (:meth:`WaveSource.active_until`)."""
-        return self.source(0).active_until()
 
 
 @dataclass(frozen=True)
@@ -166,15 +156,14 @@ def box_scales(box: Box, shots: Shots, c_ref: float, amplitude_samples: int = 20
     """Network units for ``box``: coordinates to [−1, 1], time to [0, 1], and the
     wavefield by the peak amplitude one σ from the source in a homogeneous
     ``c_ref`` (m/s), sampled at ``amplitude_samples`` times in [0, T]."""
+    s = shots.source
     return Scales(
         xc=(box.x_min + box.x_max) / 2,
         zc=(box.z_min + box.z_max) / 2,
         lx=(box.x_max - box.x_min) / 2,
         lz=(box.z_max - box.z_min) / 2,
         t_max=box.t_max,
-        u_scale=peak_amplitude(
-            shots.sigma, shots.freq, shots.delay, c_ref, box.t_max, amplitude_samples
-        ),
+        u_scale=peak_amplitude(s.sigma, s.freq, s.delay, c_ref, box.t_max, amplitude_samples),
     )
 
 
@@ -264,7 +253,7 @@ class WaveProblem:
         self.source_radius = (
             float(source_radius)
             if source_radius is not None
-            else max(c.near_source_radius, 2 * shots.sigma)
+            else max(c.near_source_radius, 2 * shots.source.sigma)
         )
         self.receivers = np.zeros((0, 2)) if receivers is None else np.asarray(receivers)
         self._point_residual = _PointResidual(self)
@@ -290,7 +279,7 @@ class WaveProblem:
 
     def residual(self, points: Tensor, shot: Tensor) -> Tensor:
         """PDE residual ``[N]`` at physical points ``[N, 3]`` of shots ``[N]`` (U/T²)."""
-        s = self.shots
+        s = self.shots.source
         der = self.wavefield.derivatives(points, shot)
         c = self.velocity(points[:, 0], points[:, 1])
         dens = gaussian_source_density(
@@ -377,7 +366,7 @@ class WaveProblem:
             sources=np.stack([self.shots.x, self.shots.z], 1).astype(np.float64),
             receivers=self.receivers.reshape(-1, 2),
             source_radius=self.source_radius,
-            active_until=self.shots.active_until(),
+            active_until=self.shots.source.active_until(),
         )
 
     def memory_estimate(self) -> MemoryEstimate:

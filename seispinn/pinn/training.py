@@ -25,7 +25,8 @@ from tqdm import tqdm
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn.derivatives import compiled_jets
 from seispinn.pinn.distributed import all_reduce_, is_main, shard
-from seispinn.pinn.weighting import PointLoss, PointWeighting
+from seispinn.pinn.pointgrad import PointLoss
+from seispinn.pinn.weighting import PointWeighting
 
 __all__ = [
     "TrainOptions",
@@ -298,10 +299,11 @@ def _train(
     lr_factor: float | None,
 ) -> list[dict[str, float]]:
     modules = problem.trainable()
-    if shard().world > 1 and (problem.weighting.name in ("gradnorm", "rba") or options.anneal):
+    if shard().world > 1 and (not problem.weighting.shardable or options.anneal):
         raise ConfigError(
-            "across processes, per-point weighting must be 'uniform' or 'sa' and anneal off: "
-            "grad-norm, RBA and annealing normalise over a batch that each rank sees only part of"
+            f"across processes, per-point weighting {problem.weighting.name!r} and annealing "
+            "are not available: they normalise over a batch that each rank sees only part of "
+            "(use uniform or sa, anneal off)"
         )
     unknown = sorted((set(options.lr_scale) | set(options.frozen_until)) - set(modules))
     if unknown:

@@ -25,7 +25,6 @@ from seispinn.pinn.networks import MLP
 
 __all__ = [
     "Scales",
-    "WaveSource",
     "WavefieldNet",
     "wave_residual",
     "WaveDerivatives",
@@ -59,36 +58,6 @@ class Scales:
         centre = points.new_tensor([self.xc, self.zc, 0.0, self.xc][:k])
         size = points.new_tensor([self.lx, self.lz, self.t_max, self.lx][:k])
         return (points - centre) / size
-
-
-@dataclass(frozen=True)
-class WaveSource:
-    """A Ricker source spread as a unit-mass Gaussian (same as the Deepwave modelling).
-
-    Attributes:
-        x, z: position (m). sigma: Gaussian width (m). freq: peak frequency (Hz).
-        delay: time of the wavelet's peak (s).
-    """
-
-    x: float
-    z: float
-    sigma: float
-    freq: float
-    delay: float
-
-    def wavelet(self, t: Tensor) -> Tensor:
-        """f(t) ``[N]`` for times ``t`` ``[N]`` (s)."""
-        return ricker_fn(t, self.freq, self.delay)
-
-    def density(self, points: Tensor) -> Tensor:
-        """s(x, z, t) ``[N]`` at physical points ``[N, 3]`` (1/m² per unit of f)."""
-        xs = points.new_full((points.shape[0],), self.x)
-        zs = points.new_full((points.shape[0],), self.z)
-        return gaussian_source_density(points, xs, zs, self.sigma, self.freq, self.delay)
-
-    def active_until(self) -> float:
-        """End (s) of the wavelet's active window: |f| < 1e-3 after ``delay + 1.2/freq``."""
-        return self.delay + 1.2 / self.freq
 
 
 @dataclass
@@ -258,7 +227,8 @@ def gaussian_source_density(
     points: Tensor, xs: Tensor, zs: Tensor, sigma: float, freq: float, delay: float
 ) -> Tensor:
     """s(x, z, t) ``[N]`` of per-point sources at ``xs``, ``zs`` ``[N]`` (m): the
-    :class:`WaveSource` density, for points of several shots in one batch."""
+    density of :class:`seispinn.acquisition.Source`, for points of several shots in one
+    batch."""
     r2 = (points[:, 0] - xs) ** 2 + (points[:, 1] - zs) ** 2
     g = torch.exp(-0.5 * r2 / sigma**2) / (2 * math.pi * sigma**2)
     return ricker_fn(points[:, 2], freq, delay) * g

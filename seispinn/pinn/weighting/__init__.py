@@ -28,8 +28,7 @@ How a trainer uses a strategy, one step::
     loss.backward(); opt.step(); ascent_opt.step()        # ascent_opt may be None
     weighting.update(step, ids, sq.detach(), PointLoss(model, loss_fn, points))
 
-Per-point gradient norms (for grad-norm) live in :mod:`seispinn.pinn.pointgrad`;
-its names are re-exported here for older imports.
+Per-point gradient norms (for grad-norm) live in :mod:`seispinn.pinn.pointgrad`.
 """
 
 from __future__ import annotations
@@ -39,34 +38,15 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from seispinn.errors import ConfigError
-from seispinn.pinn.pointgrad import (
-    GRAD_NORM_METHODS,
-    PointLoss,
-    PointLossFn,
-    Points,
-    grad_norms_linear,
-    grad_norms_loop,
-    grad_norms_vmap,
-    per_point_grad_norms,
-)
-from seispinn.pinn.weighting.base import PointWeighting, Uniform, enrichment, weighted_mean
+from seispinn.pinn.weighting.base import PointWeighting, Uniform, weighted_mean
 from seispinn.pinn.weighting.causal import causal_weights
 from seispinn.pinn.weighting.gradnorm import GradNormOptions, GradNormWeights
 from seispinn.pinn.weighting.rba import RBAOptions, ResidualBasedAttention
 from seispinn.pinn.weighting.sa import MASKS, SAOptions, SelfAdaptiveMask
 
 __all__ = [
-    "Points",
-    "PointLossFn",
-    "PointLoss",
-    "grad_norms_linear",
-    "grad_norms_vmap",
-    "grad_norms_loop",
-    "per_point_grad_norms",
-    "GRAD_NORM_METHODS",
     "MASKS",
     "weighted_mean",
-    "enrichment",
     "causal_weights",
     "SAOptions",
     "GradNormOptions",

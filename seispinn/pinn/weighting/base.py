@@ -2,8 +2,8 @@
 
 :class:`PointWeighting` is the interface (weights of ids, the weighted loss, an
 after-step hook, an optional ascent optimiser, freezing, diagnostics);
-:class:`Uniform` is the plain mean; :func:`weighted_mean` and :func:`enrichment`
-are the plain functions on weights the strategies and reports use.
+:class:`Uniform` is the plain mean; :func:`weighted_mean` the weighted loss every
+strategy uses (the reported measures live in :mod:`seispinn.diagnostics.measures`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn.pointgrad import PointLoss
 
-__all__ = ["weighted_mean", "enrichment", "PointWeighting", "Uniform"]
+__all__ = ["weighted_mean", "PointWeighting", "Uniform"]
 
 
 def weighted_mean(sq_residual: Tensor, weights: Tensor, denominator: int | None = None) -> Tensor:
@@ -31,26 +31,6 @@ def weighted_mean(sq_residual: Tensor, weights: Tensor, denominator: int | None 
         )
     weighted = weights.to(sq_residual.dtype) * sq_residual
     return weighted.mean() if denominator is None else weighted.sum() / denominator
-
-
-def enrichment(weights: Tensor, in_region: Tensor) -> float:
-    """METHOD §4 γ enrichment: share of Σw inside a region ÷ share of points there.
-
-    Args:
-        weights: ``[N]`` non-negative weights (or masks γ).
-        in_region: ``[N]`` bool, True for points inside the region.
-
-    Returns:
-        1 = no preference, > 1 = weight concentrated in the region; NaN when the
-        region is empty or the weights sum to zero.
-    """
-    weights = weights.detach().double()
-    in_region = in_region.bool()
-    total = weights.sum()
-    n_in = int(in_region.sum())
-    if n_in == 0 or total <= 0:
-        return float("nan")
-    return float(weights[in_region].sum() / total / (n_in / in_region.numel()))
 
 
 def _check_ids(ids: Tensor, n_points: int) -> None:
@@ -72,6 +52,9 @@ class PointWeighting(nn.Module):
     """
 
     name: ClassVar[str] = "base"
+    #: False for strategies whose update normalises over the batch (a rank sees
+    #: only its share of it): they cannot train across processes.
+    shardable: ClassVar[bool] = True
 
     def __init__(self, n_points: int) -> None:
         super().__init__()

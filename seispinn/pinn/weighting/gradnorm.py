@@ -75,6 +75,7 @@ class GradNormWeights(PointWeighting):
     """
 
     name = "gradnorm"
+    shardable = False
 
     def __init__(self, n_points: int, options: GradNormOptions | None = None) -> None:
         super().__init__(n_points)

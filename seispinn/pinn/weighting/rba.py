@@ -52,6 +52,7 @@ class ResidualBasedAttention(PointWeighting):
     """
 
     name = "rba"
+    shardable = False
 
     def __init__(self, n_points: int, options: RBAOptions | None = None) -> None:
         super().__init__(n_points)
