@@ -18,13 +18,13 @@ from seispinn.experiments import race
 from seispinn.experiments.race import (
     METRICS,
     RaceConfig,
-    RaceProblem,
     format_table,
     run_race,
     run_strategy,
     with_overrides,
 )
 from seispinn.pinn.networks import MLP
+from seispinn.pinn.regression import RegressionProblem
 from seispinn.pinn.training import TrainOptions, train
 from seispinn.pinn.weighting import SAOptions, SelfAdaptiveMask, Uniform
 
@@ -100,7 +100,7 @@ def test_lbfgs_stage_freezes_the_weights():
 
     def fit(lbfgs_steps):
         torch.manual_seed(0)
-        problem = RaceProblem(MLP(1, 1, 16, 2), x, y, SelfAdaptiveMask(30))
+        problem = RegressionProblem(MLP(1, 1, 16, 2), x, y, SelfAdaptiveMask(30))
         options = TrainOptions(
             steps=50, lr=1e-2, lr_final=1e-2, lbfgs_steps=lbfgs_steps, progress=False
         )
@@ -119,7 +119,7 @@ def test_race_problem_losses_match_a_plain_mean():
     y = torch.tanh(20 * x)
     torch.manual_seed(0)
     model = MLP(1, 1, 8, 1)
-    step = RaceProblem(model, x, y, Uniform(30)).losses(0)
+    step = RegressionProblem(model, x, y, Uniform(30)).losses(0)
     with torch.no_grad():
         sq = (model(x[:, None]).squeeze(-1) - y) ** 2
     torch.testing.assert_close(step.terms["pde"].detach(), sq.mean())

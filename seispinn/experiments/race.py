@@ -3,7 +3,7 @@
 A small MLP regresses ``u*(x)`` (default ``tanh(20 x)`` on [−1, 1]) from 30
 uniformly spaced points, once per strategy, from the same initial network and
 for the same number of full-batch Adam steps, over several seeds. Each run is a
-:class:`RaceProblem` trained by the wave PINN's own loop,
+:class:`RegressionProblem` trained by the wave PINN's own loop,
 :func:`seispinn.pinn.training.train` (Adam for θ, the weighting's ascent optimiser
 for SA's λ, its per-point update hook, an optional L-BFGS stage). The per-point
 residual is ``r_i = u(x_i) − u*(x_i)``. Measured (METHOD.md §2, §4):
@@ -34,19 +34,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from torch.func import functional_call
+from torch import Tensor
 
 from seispinn.config import apply_overrides, parse_overrides
 from seispinn.diagnostics.measures import band_rms, enrichment
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn.networks import MLP
-from seispinn.pinn.pointgrad import PointLoss
-from seispinn.pinn.training import StepLosses, TrainOptions, train
+from seispinn.pinn.regression import RegressionProblem
+from seispinn.pinn.training import TrainOptions, train
 from seispinn.pinn.weighting import (
     STRATEGIES,
     GradNormOptions,
-    PointWeighting,
     RBAOptions,
     SAOptions,
     make_weighting,
@@ -58,7 +56,6 @@ __all__ = [
     "RaceConfig",
     "RaceResult",
     "with_overrides",
-    "RaceProblem",
     "run_strategy",
     "run_race",
     "summarise",
@@ -188,48 +185,6 @@ def _ratio(centre: float, outer: float) -> float:
 # ------------------------------------------------------------------------------------
 
 
-class RaceProblem:
-    """The race as a :class:`seispinn.pinn.training.Problem`: full-batch weighted
-    least squares ``mean_i w_i (u(x_i) − y_i)²`` over every training point.
-
-    Args:
-        model: maps ``[N, 1]`` to ``[N, 1]``; trained in place by :func:`train`.
-        x: ``[N]`` training inputs.
-        y: ``[N]`` targets.
-        weighting: per-point weights over the ``N`` points, point id = row.
-    """
-
-    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, weighting: PointWeighting) -> None:
-        self.model = model
-        self.x, self.y = x[:, None], y
-        self.ids = torch.arange(len(y))
-        self.weighting = weighting
-        self.point_loss = PointLoss(model, _squared_residual(model), (self.x, y))
-
-    def trainable(self) -> dict[str, nn.Module]:
-        return {"network": self.model}
-
-    def residual(self) -> Tensor:
-        """``[N]`` residuals ``u(x_i) − y_i`` at the training points."""
-        return self.model(self.x).squeeze(-1) - self.y
-
-    def losses(self, step: int) -> StepLosses:
-        sq = self.residual() ** 2
-        # "pde" is the trainer's name for the per-point-weighted term; here it is the fit.
-        terms = {"pde": self.weighting.weighted_loss(sq, self.ids)}
-        return StepLosses(terms, self.ids, sq.detach(), self.point_loss)
-
-
-def _squared_residual(model: nn.Module) -> Callable[[dict[str, Tensor], Any], Tensor]:
-    """``(params, (x [B, 1], y [B])) -> [B]`` squared residuals, for grad-norm."""
-
-    def loss_fn(params: dict[str, Tensor], points: Any) -> Tensor:
-        x, y = points
-        return (functional_call(model, params, (x,)).squeeze(-1) - y) ** 2
-
-    return loss_fn
-
-
 def _train_options(config: RaceConfig, seed: int) -> TrainOptions:
     """The shared trainer's settings for one race run: constant learning rate,
     full batch, no run folder, no progress bar, one history record at each end."""
@@ -285,7 +240,7 @@ def run_strategy(
     config: RaceConfig, strategy: str, seed: int, points: Mapping[str, Tensor] | None = None
 ) -> dict[str, Any]:
     """Train one network with one strategy from seed ``seed``'s initial weights,
-    with :func:`seispinn.pinn.training.train` on a :class:`RaceProblem`.
+    with :func:`seispinn.pinn.training.train` on a :class:`RegressionProblem`.
 
     Args:
         points: the training and dense points of ``config`` (computed when None).
@@ -300,7 +255,7 @@ def run_strategy(
     model = _network(config)
     model.load_state_dict(_initial_state(config, seed))
     weighting = make_weighting(strategy, config.n_points, config.options_for(strategy))
-    problem = RaceProblem(model, x, y, weighting)
+    problem = RegressionProblem(model, x, y, weighting)
     # The evaluation too: a matrix product's rounding depends on the thread count, and
     # the figures must not depend on the caller's (a worker process has the default).
     with _torch_threads(config.threads):
