@@ -80,6 +80,9 @@ def test_compare_runs_every_weighting_on_the_same_start_and_writes_the_report(tm
         assert np.isfinite(r["velocity_error"]) and np.isfinite(r["heldout_misfit"])
         assert r["wall_seconds"] > 0
     assert report.rows[1]["gamma_enrichment"] == pytest.approx(1.0)  # uniform has no preference
+    # The mask's rank correlation with |r| is reported: none for a uniform mask.
+    assert np.isnan(report.rows[1]["gamma_rank_correlation"])
+    assert np.isfinite(report.rows[2]["gamma_rank_correlation"])
     # Same data, same initialisation: identical first losses before any update.
     h = {
         m: json.loads((tmp_path / "runs" / f"{m}_seed0" / "history.json").read_text())

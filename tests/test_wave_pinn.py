@@ -281,9 +281,10 @@ def test_annealing_moves_the_ic_term_weight():
 
 
 def test_reduced_validation_exact_ic_accuracy():
-    """The validation, scaled down (48×3 network, 8,000 points, 1,000 steps, ~30 s):
-    the exact-IC SA run must beat the trivial field u ≡ 0 (error 1) clearly.
-    Measured: 0.78 (uniform: 0.96).
+    """The validation, scaled down (48×3 network, 8,000 points, 2,000 steps, ~50 s):
+    the exact-IC SA run of the forward recipe must beat the trivial field u ≡ 0
+    (error 1) clearly. Measured: 0.73 (uniform: 1.07; at 1,000 steps SA 0.93 and
+    uniform 0.96 have not yet learnt the wave).
 
     The seed's soft-IC claim (SA's source-region residual far below uniform's) is
     not asserted: it did not reproduce here at any budget (README, forward PINN;
@@ -296,12 +297,12 @@ def test_reduced_validation_exact_ic_accuracy():
             "network": {"width": 48, "depth": 3},
             "collocation": {"n_points": 8000, "batch_size": 2048},
             "weighting": {"name": "sa"},
-            "training": {"steps": 1000, "lr": 2e-3, "progress": False},
+            "training": {"steps": 2000, "lr": 2e-3, "progress": False},
             "reference": {"dx": 10.0, "padding": 300.0},
         },
     )
     metrics = run_forward(config, None)
-    assert metrics["wavefield_error"] < 0.9, metrics
+    assert metrics["wavefield_error"] < 0.85, metrics
 
 
 def test_causal_weights_follow_the_formula():
@@ -320,16 +321,16 @@ def test_causal_weights_follow_the_formula():
 def test_sa_normalised_masks_average_one():
     from seispinn.pinn.weighting import SAOptions, SelfAdaptiveMask
 
-    sa = SelfAdaptiveMask(50, SAOptions(normalise=True))
-    with torch.no_grad():
-        sa.lam.copy_(torch.linspace(0.5, 3.0, 50))
+    sa = SelfAdaptiveMask(50, SAOptions(normalise=True, optimizer="sgd", lr=0.1))
+    sa.lam.copy_(torch.linspace(0.5, 3.0, 50))
     w = sa.weights(torch.arange(50))
-    assert float(w.detach().mean()) == pytest.approx(1.0, rel=1e-6)
-    # The ascent still sees m'(λ_i) r_i²: the gradient of λ_i is 2 λ_i r_i² / mean / B.
+    assert float(w.mean()) == pytest.approx(1.0, rel=1e-6)
+    # The plain ascent is the gradient of the normalised loss: lr · 2 λ_i r_i² / mean / B.
     r2 = torch.rand(50)
-    (sa.weights(torch.arange(50)) * r2).mean().backward()
-    mean = float((torch.linspace(0.5, 3.0, 50) ** 2).mean())
-    assert torch.allclose(sa.lam.grad, 2 * sa.lam.detach() * r2 / mean / 50, rtol=1e-5)
+    sa.update(0, torch.arange(50), r2)
+    lam = torch.linspace(0.5, 3.0, 50)
+    mean = float((lam**2).mean())
+    assert torch.allclose(sa.lam, lam + 0.1 * 2 * lam * r2 / mean / 50, rtol=1e-5)
 
 
 def test_reference_cache_is_reused_without_modelling(tmp_path, monkeypatch):

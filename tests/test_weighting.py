@@ -48,76 +48,134 @@ def regression_loss(model: nn.Module):
 # ------------------------------------------------------------------------------------
 
 
+def _ascend(sa: SelfAdaptiveMask, sq: torch.Tensor, ids: torch.Tensor, steps: int = 1) -> None:
+    """``steps`` ascent steps of ``sa`` with fixed squared residuals of points ``ids``."""
+    for step in range(steps):
+        sa.update(step, ids, sq)
+
+
 def test_sa_plain_ascent_matches_hand_computation():
     # u = θ (one parameter), targets y = (1, 2): r = θ − y = (−1, −2), r² = (1, 4).
     theta = nn.Parameter(torch.tensor(0.0))
     y = torch.tensor([1.0, 2.0])
     ids = torch.tensor([0, 1])
-    sa = SelfAdaptiveMask(2, SAOptions(mask="sigmoid", init=0.0, optimizer="sgd", lr=0.5))
-    ascent = sa.make_ascent_optimizer()
+    options = SAOptions(mask="sigmoid", init=0.0, optimizer="sgd", lr=0.5, normalise=False)
+    sa = SelfAdaptiveMask(2, options)
     descent = torch.optim.SGD([theta], lr=0.1)
 
-    loss = sa.weighted_loss((theta - y) ** 2, ids)
+    sq = (theta - y) ** 2
+    loss = sa.weighted_loss(sq, ids)
     # L = (1/2) Σ σ(λ_i) r_i² = (1/2)(0.5·1 + 0.5·4) = 1.25
     assert loss.item() == pytest.approx(1.25)
     loss.backward()
     descent.step()
-    ascent.step()
+    sa.update(0, ids, sq.detach())
 
     # λ_i += lr · σ'(0) · r_i² / N = 0.5 · 0.25 · (1, 4) / 2 = (0.0625, 0.25)
-    assert sa.lam.detach().tolist() == pytest.approx([0.0625, 0.25])
+    assert sa.lam.tolist() == pytest.approx([0.0625, 0.25])
     # θ −= lr · (1/N) Σ σ(0) · 2 r_i = 0.1 · (1/2) · 0.5 · 2 · (−3) → θ = 0.15
     assert theta.item() == pytest.approx(0.15)
-    gamma = sa.weights(ids).detach()
+    gamma = sa.weights(ids)
     assert gamma[1] > gamma[0] > 0.5  # the larger residual got the larger γ, both rose
-    with torch.no_grad():
-        after = sa.weighted_loss((theta - y) ** 2, ids)
-        before_theta = (torch.sigmoid(sa.lam) * (0.0 - y) ** 2).mean()
-    assert after < before_theta  # at the new λ, θ's step still lowered the loss
 
 
-def test_sa_ascent_attaches_to_ids_not_positions():
-    theta = nn.Parameter(torch.tensor(0.0))
-    sa = SelfAdaptiveMask(2, SAOptions(mask="sigmoid", init=0.0, optimizer="sgd", lr=0.5))
-    ascent = sa.make_ascent_optimizer()
-    # The same two points given in the other order.
-    loss = sa.weighted_loss((theta - torch.tensor([2.0, 1.0])) ** 2, torch.tensor([1, 0]))
-    loss.backward()
-    ascent.step()
-    assert sa.lam.detach().tolist() == pytest.approx([0.0625, 0.25])
+@pytest.mark.parametrize("optimizer", ["scaled", "sgd", "adam"])
+def test_sa_ascent_attaches_to_ids_not_positions(optimizer):
+    in_order = SelfAdaptiveMask(3, SAOptions(optimizer=optimizer, lr=0.1))
+    shuffled = SelfAdaptiveMask(3, SAOptions(optimizer=optimizer, lr=0.1))
+    _ascend(in_order, torch.tensor([1.0, 4.0, 9.0]), torch.tensor([0, 1, 2]), 3)
+    _ascend(shuffled, torch.tensor([9.0, 1.0, 4.0]), torch.tensor([2, 0, 1]), 3)
+    torch.testing.assert_close(in_order.lam, shuffled.lam)
+
+
+def test_sa_default_ascent_follows_the_residual():
+    # Equal residuals: every λ rises at the same rate.
+    sa = SelfAdaptiveMask(4)
+    _ascend(sa, torch.full((4,), 2.0), torch.arange(4), 20)
+    assert float(sa.lam[0]) > 1.0 and torch.allclose(sa.lam, sa.lam[0].expand(4))
+    # Double one point's residual: it rises faster, the others together.
+    sa = SelfAdaptiveMask(4)
+    _ascend(sa, torch.tensor([2.0, 2.0, 8.0, 2.0]), torch.arange(4), 20)
+    assert float(sa.lam[2]) > float(sa.lam[0]) + 0.01
+    assert torch.allclose(sa.lam[[0, 1, 3]], sa.lam[0].expand(3))
+    # What Adam ascent lacks: with steady gradients every λ climbs alike.
+    adam = SelfAdaptiveMask(4, SAOptions(optimizer="adam"))
+    _ascend(adam, torch.tensor([2.0, 2.0, 8.0, 2.0]), torch.arange(4), 20)
+    assert float(adam.lam[2] - adam.lam[0]) < 0.01 * float(adam.lam[2] - 1.0)
+
+
+def test_sa_default_ascent_is_unit_free():
+    # Fixed residuals in two unit systems (×10): the same relative masks all along.
+    sq = torch.tensor([0.5, 1.0, 3.0, 0.1, 2.0, 7.0])
+    a, b = SelfAdaptiveMask(6), SelfAdaptiveMask(6)
+    for step in range(30):
+        ids = torch.tensor([step % 6, (step + 2) % 6, (step + 3) % 6])
+        a.update(step, ids, sq[ids])
+        b.update(step, ids, 100.0 * sq[ids])  # residuals ×10: r² ×100
+        torch.testing.assert_close(a.relative_weights(), b.relative_weights())
+    assert float(a.relative_weights().max()) > 1.05  # it did move
+    # Plain ascent on the loss carries the units: the same ×10 moves it far more.
+    c, d = (SelfAdaptiveMask(6, SAOptions(optimizer="sgd")) for _ in range(2))
+    _ascend(c, sq, torch.arange(6), 5)
+    _ascend(d, 100.0 * sq, torch.arange(6), 5)
+    assert float(d.lam.max() - 1) > 50 * float(c.lam.max() - 1)
+
+
+@pytest.mark.parametrize("optimizer", ["scaled", "sgd", "adam"])
+def test_sa_points_outside_the_batch_do_not_move(optimizer):
+    sa = SelfAdaptiveMask(6, SAOptions(optimizer=optimizer))
+    _ascend(sa, torch.ones(6), torch.arange(6))  # every point once: Adam has momentum
+    before = sa.lam.clone()
+    sa.update(1, torch.tensor([1, 4]), torch.tensor([2.0, 3.0]))
+    moved = (sa.lam != before).nonzero()[:, 0].tolist()
+    assert moved == [1, 4]
+
+
+def test_sa_admitted_points_start_from_the_pool_mean():
+    sa = SelfAdaptiveMask(4, SAOptions(optimizer="adam"))
+    _ascend(sa, torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.arange(4), 3)
+    _ascend(sa, torch.tensor([9.0, 9.0]), torch.tensor([2, 3]), 5)
+    kept = float(sa.lam[:3].mean())
+    sa.admit(torch.tensor([3]))
+    assert float(sa.lam[3]) == pytest.approx(kept)
+    assert float(sa.adam_steps[3]) == 0.0 and float(sa.adam_m[3]) == 0.0
 
 
 @pytest.mark.parametrize("mask", ["sigmoid", "square", "softplus"])
 def test_sa_masks_grow_faster_on_larger_residuals(mask):
-    sa = SelfAdaptiveMask(3, SAOptions(mask=mask, init=0.5, optimizer="sgd", lr=1.0))
-    ascent = sa.make_ascent_optimizer()
-    sq = torch.tensor([0.01, 0.1, 1.0])
-    for _ in range(5):
-        ascent.zero_grad()
-        sa.weighted_loss(sq, torch.arange(3)).backward()
-        ascent.step()
+    sa = SelfAdaptiveMask(3, SAOptions(mask=mask, init=0.5, lr=0.1))
+    _ascend(sa, torch.tensor([0.01, 0.1, 1.0]), torch.arange(3), 5)
     rel = sa.relative_weights()
     assert rel[0] < rel[1] < rel[2]
 
 
 def test_sa_freeze_stops_ascent():
     sa = SelfAdaptiveMask(4)
-    assert sa.make_ascent_optimizer() is not None
     sa.freeze()
-    assert sa.frozen and sa.ascent_parameters() == [] and sa.make_ascent_optimizer() is None
+    _ascend(sa, torch.ones(4), torch.arange(4), 3)
+    assert sa.frozen and torch.equal(sa.lam, torch.ones(4))
     assert not sa.weighted_loss(torch.ones(4), torch.arange(4)).requires_grad
     sa.unfreeze()
-    assert sa.ascent_parameters() == [sa.lam]
+    _ascend(sa, torch.ones(4), torch.arange(4), 1)
+    assert float(sa.lam[0]) > 1.0
 
 
-def test_sa_adam_optimizer_maximises():
-    sa = SelfAdaptiveMask(2, SAOptions(mask="square", init=1.0, optimizer="adam", lr=0.1))
-    opt = sa.make_ascent_optimizer()
-    assert isinstance(opt, torch.optim.Adam) and opt.defaults["maximize"]
-    sa.weighted_loss(torch.tensor([1.0, 0.0]), torch.arange(2)).backward()
-    opt.step()
+def test_sa_adam_first_step_is_the_learning_rate():
+    sa = SelfAdaptiveMask(2, SAOptions(mask="square", optimizer="adam", lr=0.1, normalise=False))
+    sa.update(0, torch.arange(2), torch.tensor([1.0, 0.0]))
     # Adam's first step is lr · sign(grad) where the grad is non-zero.
-    assert sa.lam.detach().tolist() == pytest.approx([1.1, 1.0])
+    assert sa.lam.tolist() == pytest.approx([1.1, 1.0])
+
+
+def test_sa_lr_factor_scales_the_ascent():
+    full, half = (
+        SelfAdaptiveMask(2, SAOptions(optimizer="sgd")),
+        SelfAdaptiveMask(2, SAOptions(optimizer="sgd")),
+    )
+    half.set_lr_factor(0.5)
+    _ascend(full, torch.tensor([1.0, 2.0]), torch.arange(2))
+    _ascend(half, torch.tensor([1.0, 2.0]), torch.arange(2))
+    torch.testing.assert_close(half.lam - 1, 0.5 * (full.lam - 1))
 
 
 # ------------------------------------------------------------------------------------
@@ -300,19 +358,14 @@ def train_full_batch(name: str, shuffle: bool, steps: int = 40):
     y_all = torch.tanh(10 * x_all[:, 0] - 2) + 0.3 * x_all[:, 0]
     weighting = make_weighting(name, n, STRATEGY_OPTIONS[name]).double()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    ascent = weighting.make_ascent_optimizer()
     order = torch.Generator().manual_seed(1)
     for step in range(steps):
         ids = torch.randperm(n, generator=order) if shuffle else torch.arange(n)
         x, y = x_all[ids], y_all[ids]
         opt.zero_grad()
-        if ascent is not None:
-            ascent.zero_grad()
         sq = (model(x).squeeze(-1) - y) ** 2
         weighting.weighted_loss(sq, ids).backward()
         opt.step()
-        if ascent is not None:
-            ascent.step()
         weighting.update(step, ids, sq.detach(), PointLoss(model, regression_loss(model), (x, y)))
     return weighting.weights(torch.arange(n)).detach(), model
 
@@ -334,21 +387,18 @@ def test_sa_minibatches_equal_full_batch_with_plain_ascent():
     # epoch of mini-batches (lr scaled by B/N) equals one full-batch step.
     n, batch, lr, epochs = 12, 4, 2.0, 5
     sq = torch.linspace(0.01, 1.0, n) ** 2
-    options = SAOptions(mask="square", init=1.0, optimizer="sgd", lr=lr)
+    # Unnormalised masks: with normalisation the mean γ of a mini-batch step depends
+    # on which points moved before it.
+    options = SAOptions(mask="square", init=1.0, optimizer="sgd", lr=lr, normalise=False)
     full = SelfAdaptiveMask(n, options)
     mini = SelfAdaptiveMask(
-        n, SAOptions(mask="square", init=1.0, optimizer="sgd", lr=lr * batch / n)
+        n, SAOptions(mask="square", optimizer="sgd", lr=lr * batch / n, normalise=False)
     )
-    full_opt, mini_opt = full.make_ascent_optimizer(), mini.make_ascent_optimizer()
     order = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        full_opt.zero_grad()
-        full.weighted_loss(sq, torch.arange(n)).backward()
-        full_opt.step()
+    for step in range(epochs):
+        full.update(step, torch.arange(n), sq)
         for ids in torch.randperm(n, generator=order).split(batch):
-            mini_opt.zero_grad()
-            mini.weighted_loss(sq[ids], ids).backward()
-            mini_opt.step()
+            mini.update(step, ids, sq[ids])
     assert full.relative_weights().std() > 0.1
     torch.testing.assert_close(mini.lam, full.lam)
 
@@ -401,11 +451,7 @@ def test_state_dict_round_trip(name):
     ids = torch.arange(16)
     sq = torch.linspace(0.0, 1.0, 16)
     # Move the state away from its initial value through each strategy's own rule.
-    if name == "sa":
-        opt = source.make_ascent_optimizer()
-        source.weighted_loss(sq, ids).backward()
-        opt.step()
-    elif name == "rba":
+    if name in ("sa", "rba"):
         source.update(0, ids, sq)
     elif name == "gradnorm":
         source.refresh(ids[:10], torch.linspace(0.1, 2.0, 10))
@@ -542,7 +588,8 @@ def test_weighting_options_take_nested_tables_and_overrides():
     sa = build_section(WeightingOptions, {"sa": {"optimizer": "sgd"}}, "run.toml [weighting]")
     assert sa.options() == SAOptions(optimizer="sgd")
     want = (
-        "run.toml [weighting.sa]: unknown key 'lrr' (known: init, lr, mask, normalise, optimizer)"
+        "run.toml [weighting.sa]: unknown key 'lrr' "
+        "(known: balance, init, lr, mask, normalise, optimizer)"
     )
     with pytest.raises(ConfigError, match=re.escape(want)):
         build_section(WeightingOptions, {"sa": {"lrr": 1.0}}, "run.toml [weighting]")

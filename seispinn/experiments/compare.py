@@ -66,6 +66,7 @@ COLUMNS = (
     "heldout_misfit",
     "source_residual_ratio",
     "gamma_enrichment",
+    "gamma_rank_correlation",
     "steps",
     "wall_seconds",
 )
@@ -258,7 +259,9 @@ def _markdown(report: CompareReport, config: InvertConfig, run_dirs: dict[str, P
         "misfit of the model's Deepwave traces at receivers never used in training; "
         "`source_residual_ratio` is the RMS PDE residual near the sources during the "
         "wavelet ÷ elsewhere, `gamma_enrichment` the share of the mask there ÷ the share "
-        "of points (METHOD §4).",
+        "of points, `gamma_rank_correlation` the Spearman correlation of γ with |residual| "
+        "over the collocation points (an SA mask that does not follow its residual is not "
+        "self-adaptive; METHOD §4).",
         "",
         markdown_table(report.rows),
         "",

@@ -504,6 +504,7 @@ def invert(
     # The comparison table's names for the METHOD §4 source measures.
     metrics["gamma_enrichment"] = metrics["enrichment"]
     metrics["source_residual_ratio"] = metrics["source_to_other"]
+    metrics["gamma_rank_correlation"] = metrics["rank_correlation"]
     predicted = None
     if score_heldout:
         if illuminated is None and inputs.true is not None:

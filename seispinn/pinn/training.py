@@ -320,8 +320,6 @@ def _train(
     ]
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=options.lr)
-    ascent = problem.weighting.make_ascent_optimizer()
-    ascent_lr = [g["lr"] for g in ascent.param_groups] if ascent is not None else []
     weights = {k: float(v) for k, v in options.term_weights.items()}
     history = _History()
     start, elapsed = 0, 0.0
@@ -335,8 +333,6 @@ def _train(
                 module.load_state_dict(state["modules"][name])
             problem.weighting.load_state_dict(state["weighting"])
             opt.load_state_dict(state["optimizer"])
-            if ascent is not None and state.get("ascent") is not None:
-                ascent.load_state_dict(state["ascent"])
             weights = {k: float(v) for k, v in state["term_weights"].items()}
             history = _History(json.loads(state["history"]))
             start, elapsed = int(state["step"]), float(state["seconds"])
@@ -349,9 +345,7 @@ def _train(
         if lr_factor is None:
             lr_factor = float(state.get("lr_factor", 1.0))
     lr_factor = 1.0 if lr_factor is None else lr_factor
-    if ascent is not None:  # after loading: the checkpoint's lr may hold an older factor
-        for group, lr in zip(ascent.param_groups, ascent_lr, strict=True):
-            group["lr"] = lr * lr_factor
+    problem.weighting.set_lr_factor(lr_factor)  # SA's ascent rate, like θ's
     last_good = ckpt if (ckpt is not None and ckpt.exists()) else None
 
     def checkpoint(step: int) -> None:
@@ -366,7 +360,6 @@ def _train(
                 "modules": {k: m.state_dict() for k, m in modules.items()},
                 "weighting": problem.weighting.state_dict(),
                 "optimizer": opt.state_dict(),
-                "ascent": ascent.state_dict() if ascent is not None else None,
                 "term_weights": weights,
                 "history": json.dumps(history.records),
                 "options": json.dumps(asdict(options)),
@@ -396,13 +389,9 @@ def _train(
             _anneal(losses, params, weights, options.anneal_alpha)
         total = _total(losses, weights)
         opt.zero_grad(set_to_none=True)
-        if ascent is not None:
-            ascent.zero_grad(set_to_none=True)
         total.backward()
-        _sync_grads(params + (problem.weighting.ascent_parameters() if ascent else []))
+        _sync_grads(params)
         opt.step()
-        if ascent is not None and not problem.weighting.frozen:
-            ascent.step()
         problem.weighting.update(step, losses.pde_ids, losses.pde_sq, losses.point_loss)
         elapsed += time.perf_counter() - t0
         done = step + 1

@@ -25,8 +25,8 @@ How a trainer uses a strategy, one step::
 
     sq = residual(model, points) ** 2                     # [B]
     loss = weighting.weighted_loss(sq, ids)               # mean(w * r²)
-    loss.backward(); opt.step(); ascent_opt.step()        # ascent_opt may be None
-    weighting.update(step, ids, sq.detach(), PointLoss(model, loss_fn, points))
+    loss.backward(); opt.step()
+    weighting.update(step, ids, sq.detach(), PointLoss(model, loss_fn, points))  # SA ascends here
 
 Per-point gradient norms (for grad-norm) live in :mod:`seispinn.pinn.pointgrad`.
 """

@@ -1,7 +1,7 @@
 """What every per-point weighting shares: weights keyed by point id.
 
 :class:`PointWeighting` is the interface (weights of ids, the weighted loss, an
-after-step hook, an optional ascent optimiser, freezing, diagnostics);
+after-step hook, freezing, diagnostics);
 :class:`Uniform` is the plain mean; :func:`weighted_mean` the weighted loss every
 strategy uses (the reported measures live in :mod:`seispinn.diagnostics.measures`).
 """
@@ -94,13 +94,8 @@ class PointWeighting(nn.Module):
             point_loss: re-evaluable per-point losses; grad-norm needs it on refresh steps.
         """
 
-    def ascent_parameters(self) -> list[nn.Parameter]:
-        """Parameters trained by gradient *ascent* on the loss (SA's λ); empty otherwise."""
-        return []
-
-    def make_ascent_optimizer(self) -> torch.optim.Optimizer | None:
-        """An optimiser that ascends :meth:`ascent_parameters` (``maximize=True``), or None."""
-        return None
+    def set_lr_factor(self, factor: float) -> None:
+        """Scale the strategy's own learning rates (a divergence retry); no-op by default."""
 
     def freeze(self) -> None:
         """Stop adapting the weights (e.g. during an L-BFGS stage)."""

@@ -1,5 +1,22 @@
 """SA-PINN self-adaptive masks (McClenny & Braga-Neto 2023): ``w_i = m(λ_i)``,
-λ trained by gradient *ascent* on the same loss θ descends."""
+λ trained by gradient *ascent* on the same loss θ descends.
+
+The ascent is done here, after each step, from the batch's squared residuals
+(``∂L/∂λ_i = m'(λ_i) r_i² / B``), not by a torch optimiser over all of λ, so
+that only the points of the batch move (an optimiser's momentum would keep
+moving every λ) and so that the step can be made unit-free (METHOD §1):
+
+- ``'scaled'`` (the default): ``λ_i ← λ_i + η m'(λ_i) r_i² / R``, R a running mean
+  of the batch's mean r². A larger residual climbs faster; scaling every residual
+  by k leaves the trajectory unchanged; the batch size does not enter.
+- ``'sgd'``: plain ascent on the loss, ``λ_i ← λ_i + η m'(λ_i) r_i² / B`` (the
+  step carries the residual's units).
+- ``'adam'``: Adam on ∂L/∂λ (McClenny's code), lazily: a point's moments and step
+  count advance only when it is in the batch. Adam divides each λ's step by the
+  RMS of its own gradient, so every λ climbs by about η per step whatever its
+  residual: the mask stops following the residual (rank correlation of γ with
+  |r| −0.01 on the demo, against +0.8 with plain ascent).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +25,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from seispinn.errors import ConfigError
-from seispinn.pinn.weighting.base import PointWeighting
+from seispinn.pinn.distributed import all_reduce_, shard
+from seispinn.pinn.pointgrad import PointLoss
+from seispinn.pinn.weighting.base import PointWeighting, _check_ids, weighted_mean
 
-__all__ = ["MASKS", "SAOptions", "SelfAdaptiveMask"]
+__all__ = ["MASKS", "ASCENTS", "SAOptions", "SelfAdaptiveMask"]
 
 
 def _sigmoid(lam: Tensor) -> Tensor:
@@ -37,57 +56,84 @@ MASKS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-_ASCENT_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
+def _sigmoid_slope(lam: Tensor) -> Tensor:
+    s = torch.sigmoid(lam)
+    return s * (1 - s)
+
+
+#: m'(λ) of each mask, for the ascent step.
+_SLOPES: dict[str, Callable[[Tensor], Tensor]] = {
+    "sigmoid": _sigmoid_slope,
+    "square": lambda lam: 2 * lam,
+    "softplus": torch.sigmoid,
 }
+
+#: The ascents of λ and their default learning rates.
+ASCENTS: dict[str, float] = {"scaled": 1e-3, "sgd": 1e-3, "adam": 5e-3}
+
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+#: Memory of the running mean of r² in the scaled ascent (steps ≈ 1 / (1 − β)).
+_SCALE_BETA = 0.99
 
 
 @dataclass(frozen=True)
 class SAOptions:
-    """SA-PINN options (defaults chosen on the 1D race, see docs/weighting.md).
+    """SA-PINN options (see the module docstring and docs/weighting.md).
 
     Attributes:
-        mask: ``'square'`` (λ², McClenny's code), ``'sigmoid'`` (the seed's) or ``'softplus'``.
+        mask: ``'square'`` (λ², McClenny's code), ``'sigmoid'`` (the seed's) or
+            ``'softplus'``.
         init: initial λ for every point. A bounded mask's room to grow depends on
             it: sigmoid from 0 (γ = 0.5) can at most double a weight.
-        optimizer: ``'adam'`` (McClenny) or ``'sgd'`` (plain gradient ascent,
-            ``λ ← λ + lr ∇λ L``, which keeps relative growth that Adam normalises away).
-        lr: ascent learning rate. For ``'sgd'`` the step is ``lr · m'(λ_i) r_i² / B``
-            (B = batch size), so scale it with the batch.
+        optimizer: the ascent: ``'scaled'`` (unit-free plain ascent, the default),
+            ``'sgd'`` (plain ascent on the loss) or ``'adam'`` (McClenny's).
+        lr: the ascent's learning rate; None takes :data:`ASCENTS`' default for
+            the chosen ascent (their units differ).
         normalise: divide the masks by their mean over all points (a constant for
-            the descent step), so growing masks do not inflate the PDE term against
-            the other terms and far-field points keep a weight near 1 on average.
+            the descent step), so a growing mask does not re-weight the PDE term
+            against the data and initial-condition terms.
+        balance: keep the weighted term's value equal to the unweighted one on
+            every batch (``w_i = γ_i Σ r² / Σ γ r²``, a constant for the descent),
+            so the mask moves the PDE term's gradient between points without
+            changing the term's size against the data and initial-condition terms
+            (a mask that follows the residual otherwise inflates it: on the demo,
+            mean-normalised masks let the PDE term swamp the data, data misfit
+            0.88 at 3,000 steps).
     """
 
     mask: str = "square"
     init: float = 1.0
-    optimizer: str = "adam"
-    lr: float = 5e-3
-    normalise: bool = False
+    optimizer: str = "scaled"
+    lr: float | None = None
+    normalise: bool = True
+    balance: bool = False
 
     def __post_init__(self) -> None:
         if self.mask not in MASKS:
             raise ConfigError(f"unknown SA mask {self.mask!r}; choose one of {sorted(MASKS)}")
-        if self.optimizer not in _ASCENT_OPTIMIZERS:
-            choices = sorted(_ASCENT_OPTIMIZERS)
+        if self.optimizer not in ASCENTS:
+            choices = sorted(ASCENTS)
             raise ConfigError(f"unknown SA optimizer {self.optimizer!r}; choose one of {choices}")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"SA lr must be positive, got {self.lr}")
         if self.mask == "square" and self.init == 0:
             # d(λ²)/dλ = 0 at λ = 0: every mask would stay 0 and nothing would train.
             raise ConfigError("SA mask 'square' cannot start from init = 0 (a fixed point)")
 
+    @property
+    def rate(self) -> float:
+        """The learning rate in force (``lr`` or the ascent's default)."""
+        return ASCENTS[self.optimizer] if self.lr is None else self.lr
+
 
 class SelfAdaptiveMask(PointWeighting):
     """SA-PINN self-adaptive masks ``w_i = γ_i = m(λ_i)`` (McClenny & Braga-Neto 2023).
 
-    ``λ`` is a ``[n_points]`` Parameter indexed by point id. θ descends and λ
-    ascends the same loss ``mean_i m(λ_i) r_i²``: build λ's optimiser with
-    :meth:`make_ascent_optimizer` and step both after one ``backward()``. Since
-    ``∂L/∂λ_i = m'(λ_i) r_i² / B``, points with larger residuals climb faster.
-    :meth:`freeze` stops λ (``requires_grad=False``) for an L-BFGS stage.
-    Report ``γ / mean(γ)`` (:meth:`relative_weights`), not γ.
+    ``λ`` is a ``[n_points]`` buffer indexed by point id. θ descends the loss
+    ``mean_i m(λ_i) r_i²`` and :meth:`update` ascends λ of the batch's points
+    (see the module docstring for the ascents). :meth:`freeze` stops λ (e.g. for
+    an L-BFGS stage). Report ``γ / mean(γ)`` (:meth:`relative_weights`), not γ.
     """
 
     name = "sa"
@@ -95,40 +141,98 @@ class SelfAdaptiveMask(PointWeighting):
     def __init__(self, n_points: int, options: SAOptions | None = None) -> None:
         super().__init__(n_points)
         self.options = options or SAOptions()
-        self.lam = nn.Parameter(torch.full((n_points,), float(self.options.init)))
         self._mask = MASKS[self.options.mask]
+        self._slope = _SLOPES[self.options.mask]
+        self.register_buffer("lam", torch.full((n_points,), float(self.options.init)))
+        # Running mean of the batch mean r² (scaled ascent); 0 = not yet seen.
+        self.register_buffer("r2_scale", torch.zeros((), dtype=torch.float64))
+        if self.options.optimizer == "adam":
+            self.register_buffer("adam_m", torch.zeros(n_points))
+            self.register_buffer("adam_v", torch.zeros(n_points))
+            self.register_buffer("adam_steps", torch.zeros(n_points))
+        self.lr_factor = 1.0  # not state: the trainer sets it (divergence retries)
 
     def weights(self, ids: Tensor) -> Tensor:
         w = self._mask(self.lam[ids])
         if self.options.normalise:
-            # Detached: the ascent must see m'(λ_i) r_i², not a gradient through the mean.
-            w = w / self._mask(self.lam.detach()).mean().clamp_min(1e-12)
+            w = w / self._mask(self.lam).mean().clamp_min(1e-12)
         return w
 
-    def ascent_parameters(self) -> list[nn.Parameter]:
-        return [self.lam] if self.lam.requires_grad else []
+    def weighted_loss(
+        self, sq_residual: Tensor, ids: Tensor, denominator: int | None = None
+    ) -> Tensor:
+        _check_ids(ids, self.n_points)
+        w = self.weights(ids)
+        if self.options.balance:
+            sq = sq_residual.detach()
+            sums = torch.stack([sq.sum(), (w * sq).sum()]).double()
+            all_reduce_([sums])  # the global batch's sums
+            w = w * float(sums[0] / sums[1].clamp_min(1e-300))
+        return weighted_mean(sq_residual, w, denominator)
 
-    def make_ascent_optimizer(self) -> torch.optim.Optimizer | None:
-        params = self.ascent_parameters()
-        if not params:
-            return None
-        return _ASCENT_OPTIMIZERS[self.options.optimizer](params, lr=self.options.lr, maximize=True)
+    def set_lr_factor(self, factor: float) -> None:
+        self.lr_factor = float(factor)
 
-    def freeze(self) -> None:
-        super().freeze()
-        self.lam.requires_grad_(False)
-        self.lam.grad = None  # a stale ascent gradient must not be applied later
+    def update(
+        self, step: int, ids: Tensor, sq_residual: Tensor, point_loss: PointLoss | None = None
+    ) -> None:
+        """One ascent step of the batch's λ from its squared residuals ``[B]``."""
+        if self.frozen:
+            return
+        _check_ids(ids, self.n_points)
+        ids_b, sq_b, size = self._global_batch(ids, sq_residual.detach().to(self.lam.dtype))
+        lam = self.lam[ids_b]
+        slope = self._slope(lam)
+        o, rate = self.options, self.options.rate * self.lr_factor
+        if o.optimizer == "scaled":
+            mean = float(sq_b.double().mean())
+            beta = _SCALE_BETA if float(self.r2_scale) > 0 else 0.0
+            self.r2_scale.mul_(beta).add_((1 - beta) * mean)
+            self.lam[ids_b] = lam + rate * slope * sq_b / max(float(self.r2_scale), 1e-300)
+            return
+        grad = slope * sq_b / size
+        if o.normalise:  # the descent's weights were divided by mean γ
+            grad = grad / self._mask(self.lam).mean().clamp_min(1e-12)
+        if o.optimizer == "sgd":
+            self.lam[ids_b] = lam + rate * grad
+            return
+        b1, b2 = _ADAM_BETAS
+        m = self.adam_m[ids_b].mul_(b1).add_((1 - b1) * grad)
+        v = self.adam_v[ids_b].mul_(b2).add_((1 - b2) * grad * grad)
+        n = self.adam_steps[ids_b] + 1
+        self.adam_m[ids_b], self.adam_v[ids_b], self.adam_steps[ids_b] = m, v, n
+        m_hat = m / (1 - b1**n)
+        v_hat = v / (1 - b2**n)
+        self.lam[ids_b] = lam + rate * m_hat / (v_hat.sqrt() + _ADAM_EPS)
 
-    def unfreeze(self) -> None:
-        super().unfreeze()
-        self.lam.requires_grad_(True)
+    def _global_batch(self, ids: Tensor, sq: Tensor) -> tuple[Tensor, Tensor, int]:
+        """The batch's distinct ids, their r² and the batch size, over all ranks:
+        across processes every rank holds its share, so the shares are summed per
+        point id and every rank takes the same step."""
+        if shard().world == 1:  # a batch's ids are distinct (batch_ids)
+            return ids, sq, len(ids)
+        sq_all = torch.zeros_like(self.lam).index_put_((ids,), sq, accumulate=True)
+        seen = torch.zeros_like(self.lam).index_put_((ids,), torch.ones_like(sq), accumulate=True)
+        all_reduce_([sq_all, seen])
+        batch = seen > 0
+        return batch.nonzero()[:, 0], sq_all[batch] / seen[batch], int(seen.sum())
+
+    def admit(self, ids: Tensor) -> None:
+        """Points ``ids`` enter the collocation pool (a resampling): they start
+        from the pool's mean λ, with fresh ascent state."""
+        _check_ids(ids, self.n_points)
+        keep = torch.ones_like(self.lam, dtype=torch.bool)
+        keep[ids] = False
+        self.lam[ids] = self.lam[keep].mean() if keep.any() else self.options.init
+        if self.options.optimizer == "adam":
+            self.adam_m[ids], self.adam_v[ids], self.adam_steps[ids] = 0.0, 0.0, 0.0
 
     def diagnostics(self, ids: Tensor | None = None) -> dict[str, float]:
         """Base keys plus ``lambda_min``/``lambda_mean``/``lambda_max``, and for the
         bounded sigmoid mask ``saturated_fraction`` (γ > 0.99: no room left to grow)."""
         ids = self.all_ids() if ids is None else ids
         out = super().diagnostics(ids)
-        lam = self.lam.detach()[ids].double()
+        lam = self.lam[ids].double()
         out.update(
             lambda_min=float(lam.min()), lambda_mean=float(lam.mean()), lambda_max=float(lam.max())
         )
