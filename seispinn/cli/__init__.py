@@ -45,9 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # an output folder that cannot be made, a full disk...
         print(f"seispinn {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"seispinn {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # Training stops at a step, checkpoints it and says where
+        # (seispinn.pinn.training.Interrupted); elsewhere Ctrl-C stops at once.
+        line = str(exc) or "interrupted"
+        if getattr(exc, "checkpoint", None) is not None and hasattr(args, "resume"):
+            line += " (--resume continues)"
+        print(f"seispinn {args.command}: {line}", file=sys.stderr)
+        return int(getattr(exc, "exit_status", 130))
 
 
 if __name__ == "__main__":  # pragma: no cover

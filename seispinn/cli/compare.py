@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seispinn.cli._checks import check_device, check_run_dir, load_blamed, override_items
+from seispinn.cli.invert import check_data_files
 from seispinn.config import parse_overrides
 from seispinn.errors import ConfigError
 
@@ -63,7 +65,10 @@ def run_compare(args: argparse.Namespace) -> Path:
     overrides = parse_overrides(args.set)
     if args.steps is not None:
         overrides.setdefault("training", {})["steps"] = args.steps
-    config = load_invert_config(args.config, overrides)
+    config = load_blamed(load_invert_config, args.config, overrides, override_items(args))
+    check_run_dir(args.out, "--out")
+    check_device(args.device)
+    check_data_files(config.data, args.config)
     weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
     report = compare(
         config,

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from seispinn.cli._checks import (
+    check_device,
+    check_resume,
+    check_run_dir,
+    load_blamed,
+    override_items,
+)
 from seispinn.cli._training import add_training_arguments, training_overrides
 
 
@@ -28,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from seispinn.experiments.forward import load_forward_config, run_forward
 
     overrides = training_overrides(args)
-    config = load_forward_config(args.config, overrides)
+    config = load_blamed(load_forward_config, args.config, overrides, override_items(args))
+    check_run_dir(args.run_dir)
+    check_device(args.device)
+    if args.resume:
+        check_resume(args.run_dir)
     metrics = run_forward(
         config, args.run_dir, resume=args.resume, config_path=args.config, device=args.device
     )

@@ -7,7 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+from seispinn.cli._checks import (
+    check_device,
+    check_resume,
+    check_run_dir,
+    load_blamed,
+    override_items,
+)
 from seispinn.cli._training import add_training_arguments, training_overrides
 from seispinn.errors import ConfigError
 
@@ -41,9 +49,15 @@ def run(args: argparse.Namespace) -> int:
     from seispinn.pinn.distributed import init_from_env
 
     overrides = training_overrides(args)
-    config = load_invert_config(args.config, overrides)  # a bad config fails here, once
+    # A bad config fails here, once, blaming the file or the option it came from.
+    config = load_blamed(load_invert_config, args.config, overrides, override_items(args))
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    check_run_dir(args.run_dir)
+    check_device(args.device)
+    if args.resume:
+        check_resume(args.run_dir)
+    check_data_files(config.data, args.config)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch(args.argv, args.nproc)
     # Under torchrun (WORLD_SIZE > 1) every process trains a share; rank 0 reports.
@@ -62,6 +76,15 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"{', '.join(parts)}; {m['train_seconds']:.0f} s -> {args.run_dir / 'inverted.sgy'}")
     return 0
+
+
+def check_data_files(data, config_path: Path | None) -> None:
+    """Every file ``[data]`` names exists, before the run folder is made."""
+    where = f"{config_path} [data]" if config_path is not None else "[data]"
+    for key in ("survey", "shots", "start", "true_model"):
+        value = getattr(data, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{where} {key}: {value}: no such file")
 
 
 def _relaunch(argv: list[str], nproc: int) -> int:

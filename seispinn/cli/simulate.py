@@ -7,6 +7,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+from seispinn.cli._checks import check_device
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from seispinn.modelling.simulate import simulate
     from seispinn.survey import load_survey
 
+    check_device(args.device)
     survey = load_survey(args.survey)
     if args.model is not None:
         model = read_velocity(args.model, dx=args.dx, dz=args.dz, units=args.units)

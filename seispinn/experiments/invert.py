@@ -232,7 +232,12 @@ def prepare_inputs(
     d, src = config.data, config.source
     true = read_velocity(d.true_model, dx=d.dx, dz=d.dz) if d.true_model else None
     if d.survey:
-        survey = load_survey(d.survey)
+        if not Path(d.survey).is_file():
+            raise ConfigError(f"[data] survey {d.survey}: no such file")
+        try:
+            survey = load_survey(d.survey)
+        except ConfigError as exc:  # named by its own file; say where it came from
+            raise ConfigError(f"[data] survey: {exc}") from None
         true = survey.model.build()
         if d.crop_x or d.crop_z:
             true = true.crop(tuple(d.crop_x) or None, tuple(d.crop_z) or None)  # type: ignore[arg-type]

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ __all__ = [
     "StepLosses",
     "Problem",
     "Diverged",
+    "Interrupted",
     "train",
     "save_checkpoint",
     "load_checkpoint",
@@ -146,23 +150,55 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable, where the platform allows opening folders."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename (no half files)."""
+    """Write ``text`` to ``path`` via a temporary file, fsynced, and a rename (then the
+    folder is fsynced): a kill or a power cut leaves the old or the new text."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary unpickling)."""
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary unpickling); any
+    failure is one line naming the file (torch's own advice is never passed on)."""
+    path = Path(path)
+    if not path.exists():
+        raise TrainingError(f"{path}: no checkpoint to resume from")
+    if path.is_dir():
+        raise TrainingError(f"{path}: is a folder, not a checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainingError(f"{path}: no checkpoint to resume from") from None
-    except Exception as exc:  # corrupted, truncated or foreign file
-        raise TrainingError(f"{path}: not a loadable seispinn checkpoint ({exc})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # corrupted, truncated or foreign file
+        why = (
+            "truncated, damaged, or holds more than tensors"
+            if zipfile.is_zipfile(path)
+            else "not a torch.save archive"
+        )
+        raise TrainingError(f"{path}: not a loadable seispinn checkpoint ({why})") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise TrainingError(f"{path}: not a seispinn checkpoint (no training state)")
+    return state
 
 
 def _lr_at(options: TrainOptions, step: int) -> float:
@@ -198,6 +234,52 @@ class Diverged(TrainingError):
     def __init__(self, message: str, step: int, term: str, checkpoint: Path | None) -> None:
         super().__init__(message)
         self.step, self.term, self.checkpoint = step, term, checkpoint
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training at the end of a step; ``checkpoint`` holds
+    that step (None without a run folder). ``exit_status`` is 128 + the signal."""
+
+    def __init__(self, message: str, signum: int, step: int, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.exit_status = 128 + signum
+
+
+class _StopOnSignal:
+    """While active (main thread, one process), SIGINT and SIGTERM only set
+    ``signum``: the loop finishes its step, checkpoints and stops. A second signal
+    stops at once (``KeyboardInterrupt``)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            self._restore()
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def _restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if self.enabled:
+            for sig in self.SIGNALS:
+                before = signal.getsignal(sig)
+                if before is not None:  # None: installed outside Python, leave it
+                    self.previous[sig] = before
+                    signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
 
 
 def _check_finite(terms: dict[str, Tensor], step: int, last_good: Path | None) -> None:
@@ -377,42 +459,76 @@ def _train(
         dynamic_ncols=True,
         mininterval=1.0,
     )
-    for step in range(start, options.steps):
-        t0 = time.perf_counter()
-        for group in opt.param_groups:
-            moving = step >= group["frozen_until"]
-            group["lr"] = _lr_at(options, step) * lr_factor * group["lr_scale"] * moving
-        losses = problem.losses(step)
-        terms = _global_terms(losses)
-        _check_finite(terms, step, last_good)
-        if options.anneal and step % options.anneal_every == 0:
-            _anneal(losses, params, weights, options.anneal_alpha)
-        total = _total(losses, weights)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        _sync_grads(params)
-        opt.step()
-        problem.weighting.update(step, losses.pde_ids, losses.pde_sq, losses.point_loss)
-        elapsed += time.perf_counter() - t0
-        done = step + 1
-        if step % options.log_every == 0 or done == options.steps:
-            rec = history.add(step, terms, weights, elapsed, problem.weighting)
-            bar.set_postfix({k[5:]: f"{v:.3g}" for k, v in rec.items() if k.startswith("loss_")})
-        if (
-            on_snapshot is not None
-            and is_main()
-            and options.snapshot_every
-            and step % options.snapshot_every == 0
-        ):
-            on_snapshot(step)
-        if done % options.checkpoint_every == 0 or done == options.steps:
-            checkpoint(done)
-        bar.update(1)
+    # Ctrl-C / SIGTERM: finish the step, checkpoint it, stop (one process only:
+    # ranks would have to agree on the step).
+    stop = _StopOnSignal(enabled=shard().world == 1)
+    with stop:
+        for step in range(start, options.steps):
+            t0 = time.perf_counter()
+            for group in opt.param_groups:
+                moving = step >= group["frozen_until"]
+                group["lr"] = _lr_at(options, step) * lr_factor * group["lr_scale"] * moving
+            losses = problem.losses(step)
+            terms = _global_terms(losses)
+            _check_finite(terms, step, last_good)
+            if options.anneal and step % options.anneal_every == 0:
+                _anneal(losses, params, weights, options.anneal_alpha)
+            total = _total(losses, weights)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            _sync_grads(params)
+            opt.step()
+            problem.weighting.update(step, losses.pde_ids, losses.pde_sq, losses.point_loss)
+            elapsed += time.perf_counter() - t0
+            done = step + 1
+            if step % options.log_every == 0 or done == options.steps:
+                rec = history.add(step, terms, weights, elapsed, problem.weighting)
+                bar.set_postfix(
+                    {k[5:]: f"{v:.3g}" for k, v in rec.items() if k.startswith("loss_")}
+                )
+            if (
+                on_snapshot is not None
+                and is_main()
+                and options.snapshot_every
+                and step % options.snapshot_every == 0
+            ):
+                on_snapshot(step)
+            if done % options.checkpoint_every == 0 or done == options.steps:
+                checkpoint(done)
+            bar.update(1)
+            if stop.signum is not None:
+                bar.close()
+                saved = done % options.checkpoint_every == 0 or done == options.steps
+                _stop(stop.signum, done, options, ckpt, saved=saved, checkpoint=checkpoint)
     bar.close()
+    if stop.signum is not None:  # arrived after the last step's check
+        _stop(stop.signum, options.steps, options, ckpt, saved=True, checkpoint=checkpoint)
     if options.lbfgs_steps and start <= options.steps:
         elapsed = _lbfgs(problem, params, options, weights, history, elapsed)
         checkpoint(options.steps)
     return history.records
+
+
+def _stop(
+    signum: int,
+    done: int,
+    options: TrainOptions,
+    ckpt: Path | None,
+    *,
+    saved: bool,
+    checkpoint: Callable[[int], None],
+) -> None:
+    """Checkpoint step ``done`` (unless just saved) and raise :class:`Interrupted`."""
+    name = signal.Signals(signum).name
+    if ckpt is None:
+        where = "no run folder, nothing saved"
+    else:
+        if not saved:
+            checkpoint(done)
+        where = f"checkpoint: {ckpt}"
+    raise Interrupted(
+        f"interrupted by {name} after step {done} of {options.steps}; {where}", signum, done, ckpt
+    )
 
 
 def _lbfgs(

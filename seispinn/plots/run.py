@@ -12,6 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from seispinn.diagnostics.runfolder import RunFolder
+from seispinn.errors import SeispinnError
 from seispinn.plots.curriculum import (
     curriculum_figure,
     gamma_animation,
@@ -66,17 +67,25 @@ def run_figures(run_dir: str | Path, out: str | Path | None = None) -> list[Path
     """Every figure a run folder supports: velocity panels (true / start / inverted
     / errors), observed vs predicted gathers, loss curves, and the γ figures."""
     run = RunFolder(Path(run_dir))
-    out = Path(out) if out is not None else run.path / "figures"
+    p = run.path
+    models = all((p / f"{n}.sgy").exists() for n in ("true", "start", "inverted"))
+    gathers = all((p / f"{n}.sgy").exists() for n in ("observed", "predicted"))
+    history = run.history()
+    if not (models or gathers or history or run.has_gamma()):
+        raise SeispinnError(
+            f"{p}: nothing to plot: no history.json records, no gamma/*.npz snapshots, "
+            "no true/start/inverted.sgy, no observed/predicted.sgy (not a run folder?)"
+        )
+    out = Path(out) if out is not None else p / "figures"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    true, start, inverted = run.model("true"), run.model("start"), run.model("inverted")
-    if true is not None and start is not None and inverted is not None:
+    if models:
+        true, start, inverted = run.model("true"), run.model("start"), run.model("inverted")
         _save(inversion_figure(true, start, {"inverted": inverted}), out / "velocity.png", written)
-    observed, predicted = run.gathers("observed"), run.gathers("predicted")
-    if observed is not None and predicted is not None:
+    if gathers:
+        observed, predicted = run.gathers("observed"), run.gathers("predicted")
         fig = gather_comparison_figure(observed, predicted, 0, held_out=run.held_out())
         _save(fig, out / "gathers.png", written)
-    history = run.history()
     if history:
         _save(loss_curves_figure(history), out / "losses.png", written)
     if run.has_gamma():
