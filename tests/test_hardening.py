@@ -112,6 +112,21 @@ BAD_INVERT = [
     ),
     (["--device", "gpu0"], "--device 'gpu0'", "not a torch device"),
     (
+        ["--set", f"data.start='{ROOT / 'data' / 'shots.sgy'}'"],
+        "[data] start",
+        "looks like a shot gathers file, not velocity model",
+    ),
+    (
+        ["--set", f"data.shots='{ROOT / 'data' / 'model_vp.sgy'}'", "--set", "data.survey=''"],
+        "[data] shots",
+        "looks like a velocity model file, not shot gathers",
+    ),
+    (
+        ["--set", "training.frozen_until={velocty=5}"],
+        "--set training.frozen_until={velocty=5}",
+        "'velocty' is not a trained network",
+    ),
+    (
         ["--config", str(ROOT / "data" / "model_vp.sgy")],
         str(ROOT / "data" / "model_vp.sgy"),
         "not a text TOML file",
@@ -147,7 +162,13 @@ def test_bad_invert_config_is_refused_up_front(
     assert time.perf_counter() - t0 < 10
 
 
-def test_receivers_outside_the_starting_model_are_refused(tmp_path, capsys) -> None:
+def test_receivers_outside_the_starting_model_are_refused(tmp_path, capsys, monkeypatch) -> None:
+    import seispinn.experiments.invert as invert
+
+    def simulated(*a, **k):
+        raise AssertionError("the survey was simulated before its geometry was checked")
+
+    monkeypatch.setattr(invert, "simulate", simulated)
     start = _small_start(tmp_path)
     code = main(
         [
@@ -163,7 +184,7 @@ def test_receivers_outside_the_starting_model_are_refused(tmp_path, capsys) -> N
     err = capsys.readouterr().err
     assert code == 2
     assert "[data]" in err and "lies outside the model" in err and "starting model" in err, err
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_survey_receivers_below_the_model_name_the_key(tmp_path, capsys) -> None:
@@ -467,3 +488,21 @@ def test_check_fits_states_the_estimate() -> None:
     with pytest.raises(ResourceError, match="does not fit"):
         memory.check_fits(est, torch.device("cpu"), "run", available=2 * 2**30)
     assert memory.available_bytes(torch.device("cpu")) > 2**28
+
+
+def test_relative_paths_in_a_config_are_the_configs(tmp_path, monkeypatch) -> None:
+    from seispinn.experiments.invert import load_invert_config
+
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "s.toml").write_text((ROOT / "examples" / "anomaly_survey.toml").read_text())
+    (folder / "inv.toml").write_text('[data]\nsurvey = "s.toml"\nstart_velocity = 2000.0\n')
+    (tmp_path / "s.toml").write_text("a decoy of the same name where the command runs\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_invert_config(folder / "inv.toml").data.survey == str(folder / "s.toml")
+    # An override is the user's, typed where the command runs.
+    over = load_invert_config(folder / "inv.toml", {"data": {"survey": "s.toml"}})
+    assert over.data.survey == "s.toml"
+    # With no config the default survey is the checkout's, wherever the command runs.
+    default = Path(load_invert_config().data.survey)
+    assert default.is_absolute() and default.is_file()

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seispinn.acquisition import Source
-from seispinn.config import load_sections
+from seispinn.acquisition import Acquisition, Source
+from seispinn.config import load_sections, read_toml
 from seispinn.diagnostics.measures import heldout_misfit, velocity_scores
 from seispinn.errors import ConfigError, ModelError
-from seispinn.experiments.run import WAVE_WEIGHTING, run_problem
+from seispinn.experiments.run import WAVE_WEIGHTING, check_network_names, run_problem
 from seispinn.gathers import ShotGathers
-from seispinn.io import read_shots, read_velocity, write_shots, write_velocity
+from seispinn.io import read_shots, read_velocity, summarise, write_shots, write_velocity
 from seispinn.memory import MemoryEstimate, point_parts
 from seispinn.modelling.fwi import FWIOptions, acquisition_from_gathers
 from seispinn.modelling.illumination import illuminated_mask, illumination
@@ -180,23 +180,30 @@ def load_invert_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> InvertConfig:
     """An :class:`InvertConfig` from a TOML file (None: defaults) with section overrides.
-    Relative paths in ``[data]`` are taken relative to the config file."""
+
+    Relative paths in the file's ``[data]`` are taken relative to the file's folder;
+    relative paths given as overrides (``--set data.shots=...``), relative to the
+    current folder; the default survey, relative to the checkout's ``examples``."""
     # [data] starts afresh: a file naming its shots must not inherit the default survey.
     config = load_sections(InvertConfig(), _SECTIONS, path, overrides, fresh=frozenset({"data"}))
-    if path is None:
-        return config
-    base = Path(path).parent
+    check_network_names(config.training, ("wavefield", "velocity"), str(path or "config"))
+    given = read_toml(path).get("data", {}) if path is not None else {}
+    overridden = (overrides or {}).get("data", {})
     d = config.data
-    fixed = {
-        k: str(base / v) if v and not Path(v).is_absolute() and not Path(v).exists() else v
-        for k, v in (
-            ("survey", d.survey),
-            ("shots", d.shots),
-            ("start", d.start),
-            ("true_model", d.true_model),
-        )
-    }
+    fixed = {}
+    for key in _DATA_FILES:
+        value = getattr(d, key)
+        if not value or Path(value).is_absolute() or key in overridden:
+            continue  # an override is relative to where the command runs
+        base = Path(path).parent if key in given else _CHECKOUT  # type: ignore[arg-type]
+        fixed[key] = str(base / value)
     return dataclasses.replace(config, data=dataclasses.replace(d, **fixed))
+
+
+#: The ``[data]`` keys that name files.
+_DATA_FILES = ("survey", "shots", "start", "true_model")
+#: The source checkout (where the default survey's ``examples/`` live).
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------
@@ -230,6 +237,8 @@ def prepare_inputs(
     """Read (or synthesise, write and read back) the observed data and the models.
     ``write=False`` reads synthetic data another process wrote to ``run_dir``."""
     d, src = config.data, config.source
+    if d.true_model:
+        _check_kind(d.true_model, "true_model", "velocity model")
     true = read_velocity(d.true_model, dx=d.dx, dz=d.dz) if d.true_model else None
     if d.survey:
         if not Path(d.survey).is_file():
@@ -245,6 +254,8 @@ def prepare_inputs(
         source = src.resolved(acq.freq)
         acq = dataclasses.replace(acq, freq=source.freq, delay=source.delay)
         options = dataclasses.replace(survey.modelling, source_sigma=src.sigma)
+        start = _start_model(d, true)
+        _check_inside(acq, start, f"{d.survey} [acquisition]")  # before simulating
         if run_dir is not None and not write:
             gathers = read_shots(run_dir / "observed.sgy")
             true = read_velocity(run_dir / "true.sgy")
@@ -256,14 +267,25 @@ def prepare_inputs(
             write_velocity(run_dir / "true.sgy", true)
             gathers = read_shots(run_dir / "observed.sgy")
             true = read_velocity(run_dir / "true.sgy")
+        start = _start_model(d, true)  # from the truth as stored, like the other ranks
     else:
-        gathers = read_shots(d.shots)
+        _check_kind(d.shots, "shots", "shot gathers")
         if not src.freq:
             raise ConfigError(
                 "[source] freq is needed with SEG-Y shots (the wavelet is not stored)"
             )
+        gathers = read_shots(d.shots)
         source = src.resolved()
+        start = _start_model(d, true)
+    where = d.shots or f"{d.survey} [acquisition]"
+    _check_inside(acquisition_from_gathers(gathers, source), start, where)
+    return InversionInputs(gathers, start, source, true)
+
+
+def _start_model(d: DataConfig, true: VelocityModel | None) -> VelocityModel:
+    """The starting model ``[nz, nx]`` (m/s) the ``[data]`` section asks for."""
     if d.start:
+        _check_kind(d.start, "start", "velocity model")
         start = read_velocity(d.start, dx=d.dx, dz=d.dz)
     elif d.start_velocity > 0:
         if true is None:
@@ -274,12 +296,24 @@ def prepare_inputs(
         if true is None:
             raise ConfigError("start_smoothing needs a true model: give a survey or a true_model")
         start = true.smoothed(d.start_smoothing)
-    try:  # a receiver off the grid would train the wavefield where c is undefined
-        acquisition_from_gathers(gathers, source).check_inside(start)
+    return start
+
+
+def _check_inside(acq: Acquisition, start: VelocityModel, what: str) -> None:
+    """Every source and receiver on the starting model's grid: a receiver off it
+    would train the wavefield where c is undefined."""
+    try:
+        acq.check_inside(start)
     except ModelError as exc:
-        shots = d.shots or f"{d.survey} [acquisition]"
-        raise ConfigError(f"[data] {shots}: {exc} (the starting model's grid)") from None
-    return InversionInputs(gathers, start, source, true)
+        raise ConfigError(f"[data] {what}: {exc} (the starting model's grid)") from None
+
+
+def _check_kind(path: str, key: str, want: str) -> None:
+    """Refuse a SEG-Y file of the other kind (a velocity model given as shot gathers,
+    or the reverse), recognised from its headers and values."""
+    kind = summarise(path).kind
+    if kind != want and kind in ("velocity model", "shot gathers"):
+        raise ConfigError(f"[data] {key} {path}: looks like a {kind} file, not {want}")
 
 
 def holdout_mask(gathers: ShotGathers, every: int) -> np.ndarray:
@@ -534,10 +568,11 @@ def run_inversion(
     """The CLI's run: prepare the inputs (from SEG-Y or a survey), invert, write.
     Under ``torchrun`` rank 0 prepares and writes the data, the others read them."""
     if is_main():
+        # The inputs' own checks come first: a refused run leaves no folder behind.
+        inputs = prepare_inputs(config, run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if config_path is not None and not resume:
             shutil.copyfile(config_path, run_dir / "config.toml")
-        inputs = prepare_inputs(config, run_dir)
         barrier()
     else:
         barrier()

@@ -20,13 +20,14 @@ from typing import Any
 import torch
 
 from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
+from seispinn.errors import ConfigError
 from seispinn.memory import MemoryEstimate, check_fits
 from seispinn.pinn.distributed import is_main
 from seispinn.pinn.problem import WaveProblem
 from seispinn.pinn.training import TrainOptions, train
 from seispinn.pinn.weighting import GradNormOptions, WeightingOptions
 
-__all__ = ["WAVE_WEIGHTING", "PINNRun", "resolve_device", "run_problem"]
+__all__ = ["WAVE_WEIGHTING", "PINNRun", "check_network_names", "resolve_device", "run_problem"]
 
 #: The wave recipes' weighting (forward and inversion): the strategy defaults, but
 #: grad-norm refreshed every 50 steps, as the recipes were measured; the strategy's
@@ -43,6 +44,18 @@ class PINNRun:
     history: list[dict[str, float]]
     final: GammaSnapshot | None
     metrics: dict[str, Any]
+
+
+def check_network_names(training: TrainOptions, networks: tuple[str, ...], where: str) -> None:
+    """``[training] frozen_until`` and ``lr_scale`` may name only the run's trained
+    networks: checked when the config is read, before any data are simulated."""
+    for key in ("frozen_until", "lr_scale"):
+        unknown = sorted(set(getattr(training, key)) - set(networks))
+        if unknown:
+            raise ConfigError(
+                f"{where} [training] {key}: {unknown[0]!r} is not a trained network "
+                f"(this run trains {', '.join(networks)})"
+            )
 
 
 def resolve_device(device: str | None) -> torch.device:
