@@ -317,6 +317,25 @@ def test_divergence_retries_from_the_last_checkpoint_with_smaller_lr(tmp_path, c
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 30 and state["lr_factor"] == pytest.approx(0.25)
     assert all(np.isfinite(r["loss_pde"]) for r in json.loads(state["history"]))
+    # The rates themselves: θ's Adam and SA's ascent, after the retries and on resume.
+    straight = _problem(config)
+    train(straight, config.training, tmp_path / "straight")
+    lr_straight = _last_lr(tmp_path / "straight")
+    assert _last_lr(tmp_path) == pytest.approx(0.25 * lr_straight)
+    assert problem.weighting.lr_factor == pytest.approx(0.25)
+    assert straight.weighting.lr_factor == 1.0
+    longer = _tiny(steps=40, checkpoint_every=10, divergence_retries=2)
+    resumed = _problem(longer)
+    train(resumed, longer.training, tmp_path, resume=True)
+    assert resumed.weighting.lr_factor == pytest.approx(0.25)
+    reference = _problem(longer)
+    train(reference, longer.training, tmp_path / "reference")
+    assert _last_lr(tmp_path) == pytest.approx(0.25 * _last_lr(tmp_path / "reference"))
+
+
+def _last_lr(run_dir: Path) -> float:
+    """θ's learning rate at the checkpoint's last step."""
+    return float(load_checkpoint(run_dir / "checkpoint.pt")["optimizer"]["param_groups"][0]["lr"])
 
 
 def test_divergence_beyond_the_retries_names_step_term_and_checkpoint(tmp_path) -> None:
