@@ -396,6 +396,16 @@ def test_a_run_that_cannot_fit_is_refused_with_its_estimate(tmp_path, monkeypatc
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_the_refusal_threshold_is_ninety_percent_of_free_memory() -> None:
+    from seispinn.errors import ResourceError
+    from seispinn.memory import MemoryEstimate, check_fits
+
+    cpu = torch.device("cpu")
+    check_fits(MemoryEstimate({"x": 900.0}), cpu, "run", available=1000)  # exactly 90 %: fits
+    with pytest.raises(ResourceError, match="does not fit"):
+        check_fits(MemoryEstimate({"x": 900.5}), cpu, "run", available=1000)
+
+
 PICKLERS = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "shelve", "joblib"}
 
 
