@@ -141,15 +141,19 @@ def step_parts(
     return parts
 
 
-def point_parts(n_points: int, weighting: str) -> dict[str, float]:
+def point_parts(n_points: int, weighting: str, data_samples: int = 0) -> dict[str, float]:
     """Bytes held whatever the batch: collocation points (float32 x, z, t and an
-    int64 id or shot), per-point weights (SA: λ, its gradient, two Adam moments)
-    and torch's own runtime."""
-    return {
+    int64 id or shot), per-point weights (SA: λ, its gradient, two Adam moments),
+    observed trace samples (x, z, t, an int64 shot and the value each) and torch's
+    own runtime."""
+    parts = {
         "collocation points": n_points * (3 * 4 + 8),
         "point weights": n_points * 4 * (4 if weighting == "sa" else 1),
         "torch runtime": RUNTIME_BYTES,
     }
+    if data_samples:
+        parts["data samples"] = data_samples * (3 * 4 + 8 + 4)
+    return parts
 
 
 def _cgroup_limit() -> int | None:

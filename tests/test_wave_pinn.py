@@ -83,7 +83,7 @@ def test_source_integrates_to_the_wavelet():
             [xx.ravel(), zz.ravel(), torch.full((xx.numel(),), t, dtype=torch.float64)], 1
         )
         xs0, zs0 = torch.full_like(pts[:, 0], 12.0), torch.full_like(pts[:, 0], -7.0)
-        density = gaussian_source_density(pts, xs0, zs0, src.sigma, src.freq, src.delay)
+        density = gaussian_source_density(pts, xs0, zs0, src)
         integral = density.sum() * h * h
         expected = float(src.wavelet(torch.tensor(t, dtype=torch.float64)))
         assert float(integral) == pytest.approx(expected, rel=1e-9, abs=1e-12)

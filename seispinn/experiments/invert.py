@@ -326,10 +326,8 @@ def holdout_mask(gathers: ShotGathers, every: int) -> np.ndarray:
 def stored_estimate(config: InvertConfig, gathers: ShotGathers) -> MemoryEstimate:
     """Memory an inversion holds whatever the batch (points, weights, data samples,
     torch's runtime): known before anything is allocated."""
-    parts = point_parts(config.collocation.n_points, config.weighting.name)
-    # x, z, t, an int64 shot and the observed value per sample; an upper bound, as
-    # held-out receivers are left out.
-    parts["data samples"] = gathers.data.size * (3 * 4 + 8 + 4)
+    # Every sample of the gathers: an upper bound, as held-out receivers are left out.
+    parts = point_parts(config.collocation.n_points, config.weighting.name, gathers.data.size)
     return MemoryEstimate(parts, knobs=MEMORY_KNOBS)
 
 
@@ -390,9 +388,7 @@ def implied_velocity(problem: WaveProblem, mask: Tensor | None = None) -> dict[s
     for p_, s_ in zip(pts.split(8192), shot.split(8192), strict=True):
         with torch.enable_grad():
             der = problem.wavefield.derivatives(p_, s_)
-        dens = gaussian_source_density(
-            p_, problem.source_x[s_], problem.source_z[s_], s.sigma, s.freq, s.delay
-        )
+        dens = gaussian_source_density(p_, problem.source_x[s_], problem.source_z[s_], s)
         utt.append(der.u_tt.detach().double())
         lap.append((der.laplacian.detach() - dens).double())
     u, ell = torch.cat(utt), torch.cat(lap)

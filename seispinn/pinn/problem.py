@@ -282,9 +282,7 @@ class WaveProblem:
         s = self.shots.source
         der = self.wavefield.derivatives(points, shot)
         c = self.velocity(points[:, 0], points[:, 1])
-        dens = gaussian_source_density(
-            points, self.source_x[shot], self.source_z[shot], s.sigma, s.freq, s.delay
-        )
+        dens = gaussian_source_density(points, self.source_x[shot], self.source_z[shot], s)
         r = wave_residual(der.u_tt, der.laplacian, c, dens)
         if self.physics.residual == "slowness":
             r = r * (self.c_ref / c) ** 2
@@ -386,9 +384,8 @@ class WaveProblem:
             data_batch=c.data_batch,
             world=shard().world,
         )
-        parts.update(point_parts(len(p), self.weighting_options.name))
-        if self.data is not None:
-            parts["data samples"] = len(self.data.values) * (3 * 4 + 8 + 4)
+        samples = len(self.data.values) if self.data is not None else 0
+        parts.update(point_parts(len(p), self.weighting_options.name, samples))
         return MemoryEstimate(parts, knobs=MEMORY_KNOBS)
 
 

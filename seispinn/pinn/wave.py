@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seispinn.acquisition import ricker_fn
+from seispinn.acquisition import Source
 from seispinn.pinn.derivatives import mlp_jet
 from seispinn.pinn.networks import MLP
 
@@ -223,15 +223,14 @@ class MultiShotWavefield(nn.Module):
         return u, u_t
 
 
-def gaussian_source_density(
-    points: Tensor, xs: Tensor, zs: Tensor, sigma: float, freq: float, delay: float
-) -> Tensor:
-    """s(x, z, t) ``[N]`` of per-point sources at ``xs``, ``zs`` ``[N]`` (m): the
-    density of :class:`seispinn.acquisition.Source`, for points of several shots in one
-    batch."""
+def gaussian_source_density(points: Tensor, xs: Tensor, zs: Tensor, source: Source) -> Tensor:
+    """s(x, z, t) ``[N]`` at physical points ``[N, 3]`` of ``source`` fired at ``xs``,
+    ``zs`` ``[N]`` (m): its wavelet times a unit-mass Gaussian of width σ, for
+    points of several shots in one batch (1/m² per unit of the wavelet)."""
     r2 = (points[:, 0] - xs) ** 2 + (points[:, 1] - zs) ** 2
+    sigma = source.sigma
     g = torch.exp(-0.5 * r2 / sigma**2) / (2 * math.pi * sigma**2)
-    return ricker_fn(points[:, 2], freq, delay) * g
+    return source.wavelet(points[:, 2]) * g
 
 
 def wave_residual(u_tt: Tensor, laplacian: Tensor, c: Tensor, s: Tensor) -> Tensor:
