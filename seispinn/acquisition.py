@@ -46,7 +46,8 @@ class Source:
     """The source every shot fires, in the finite-difference modelling and in the
     PINN's source term alike: a Ricker wavelet of peak frequency ``freq`` (Hz)
     peaking at ``delay`` (s), spread as a unit-mass Gaussian of width ``sigma`` (m)
-    (``ModellingOptions.source_sigma`` in Deepwave runs).
+    (``ModellingOptions.source_sigma`` in Deepwave runs; ``sigma = 0`` is a point
+    source, for finite differences only: the PINN's source term needs a width).
 
     In a config, ``freq = 0`` means "the survey's frequency" and ``delay = 0``
     "1.5 / freq" (the wavelet then starts at ~0): :meth:`resolved` fills them in.
@@ -57,8 +58,10 @@ class Source:
     delay: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (self.sigma > 0 and self.freq >= 0 and self.delay >= 0):
-            raise ValueError("sigma must be positive, freq and delay non-negative")
+        if not self.sigma >= 0:
+            raise ValueError(f"sigma must be >= 0 m (0: a point source), got {self.sigma}")
+        if not (self.freq >= 0 and self.delay >= 0):
+            raise ValueError(f"freq and delay must be >= 0, got {self.freq} and {self.delay}")
 
     def resolved(self, freq: float | None = None) -> Source:
         """This source with ``freq`` (when it has none) and the default delay set."""

@@ -97,6 +97,12 @@ def test_compare_runs_every_weighting_on_the_same_start_and_writes_the_report(tm
     for name in ("velocity", "gathers", "losses", "curriculum", "gamma_sa_seed0"):
         assert (tmp_path / "figures" / f"{name}.png").exists()
     assert (tmp_path / "runs" / "fwi" / "inverted.sgy").exists()
+    bands = json.loads((tmp_path / "runs" / "fwi" / "bands.json").read_text())
+    assert [b["corner"] for b in bands] == [0.0] and bands[0]["misfit_end"] <= bands[0][
+        "misfit_start"
+    ]
+    assert "error" in bands[0]  # the truth is known: each band's velocity error is reported
+    assert (tmp_path / "runs" / "fwi" / "fwi.png").stat().st_size > 10_000
     with pytest.raises(ConfigError, match="unknown 'sgd'"):
         compare(config, ["sgd"], tmp_path / "x")
 

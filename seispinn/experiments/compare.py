@@ -8,7 +8,8 @@ Report folder::
     metrics.json/.csv    one row per run (and one for the starting model)
     observed.sgy true.sgy (synthetic data)  start.sgy
     runs/<weighting>_seed<k>/   PINN run folders (see experiments.invert)
-    runs/fwi/            inverted.sgy, predicted.sgy, history.json, metrics.json
+    runs/fwi/            inverted.sgy, predicted.sgy, history.json (per evaluation),
+                         bands.json (misfit and error per band), fwi.png, metrics.json
     figures/             velocity, gathers, losses, curriculum, γ per run
 
 In Python::
@@ -50,7 +51,12 @@ from seispinn.modelling.fwi import fwi
 from seispinn.models import VelocityModel
 from seispinn.pinn.weighting import STRATEGIES
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
-from seispinn.plots.inversion import gather_comparison_figure, inversion_figure, loss_curves_figure
+from seispinn.plots.inversion import (
+    fwi_figure,
+    gather_comparison_figure,
+    inversion_figure,
+    loss_curves_figure,
+)
 
 __all__ = ["COLUMNS", "CompareReport", "compare", "write_table", "markdown_table"]
 
@@ -109,6 +115,7 @@ def _run_fwi(
         inputs.source,
         options=config.fwi,
         use=~held,
+        true=inputs.true,
         progress=progress,
     )
     metrics, predicted = model_scores(result.model, inputs, held, illuminated)
@@ -119,6 +126,12 @@ def _run_fwi(
     )
     write_run_outputs(run_dir, result.model, inputs, held, predicted, metrics)
     (run_dir / "history.json").write_text(json.dumps(result.history, indent=1))
+    (run_dir / "bands.json").write_text(json.dumps(result.bands, indent=1))
+    if inputs.true is not None:
+        fig = fwi_figure(
+            inputs.true, inputs.start, result.model, result.first_direction, result.bands
+        )
+        fig.savefig(run_dir / "fwi.png", dpi=100)
     return _row("fwi", "", metrics, len(result.history), result.seconds), result.model
 
 
@@ -171,7 +184,10 @@ def compare(
             run_dirs[label] = out / "runs" / label
     if baseline == "fwi":
         if progress:
-            print(f"[compare] fwi: {config.fwi.frequencies} Hz stages", flush=True)
+            stages = ", ".join(
+                f"{f:g}" if f else "full" for f in config.fwi.stages(inputs.source.freq)
+            )
+            print(f"[compare] fwi: stages {stages} (Hz low-pass corners)", flush=True)
         row, models["fwi"] = _run_fwi(
             inputs, config, held, illuminated, out / "runs" / "fwi", progress
         )
@@ -249,7 +265,8 @@ def _markdown(report: CompareReport, config: InvertConfig, run_dirs: dict[str, P
         f"{config.training.steps} PINN steps per run; per-point weightings "
         f"{', '.join(sorted({k.rsplit('_seed', 1)[0] for k in pinn}))}"
         + (
-            "; conventional FWI baseline (Deepwave, multiscale L-BFGS)."
+            "; conventional FWI baseline (Deepwave, multiscale preconditioned L-BFGS, "
+            "see runs/fwi/bands.json and runs/fwi/fwi.png)."
             if "fwi" in run_dirs
             else "."
         ),

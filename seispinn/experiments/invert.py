@@ -43,6 +43,7 @@ from seispinn.pinn.collocation import Box
 from seispinn.pinn.distributed import barrier, is_main
 from seispinn.pinn.problem import (
     MEMORY_KNOBS,
+    POINT_SOURCE_REFUSED,
     CollocationOptions,
     NetworkOptions,
     PhysicsOptions,
@@ -237,6 +238,8 @@ def prepare_inputs(
     """Read (or synthesise, write and read back) the observed data and the models.
     ``write=False`` reads synthetic data another process wrote to ``run_dir``."""
     d, src = config.data, config.source
+    if not src.sigma > 0:
+        raise ConfigError(POINT_SOURCE_REFUSED)
     if d.true_model:
         _check_kind(d.true_model, "true_model", "velocity model")
     true = read_velocity(d.true_model, dx=d.dx, dz=d.dz) if d.true_model else None
@@ -253,7 +256,7 @@ def prepare_inputs(
         acq = survey.acquisition.build(true)
         source = src.resolved(acq.freq)
         acq = dataclasses.replace(acq, freq=source.freq, delay=source.delay)
-        options = dataclasses.replace(survey.modelling, source_sigma=src.sigma)
+        options = dataclasses.replace(survey.modelling, source_sigma=src.sigma or None)
         start = _start_model(d, true)
         _check_inside(acq, start, f"{d.survey} [acquisition]")  # before simulating
         if run_dir is not None and not write:

@@ -120,6 +120,12 @@ class PhysicsOptions:
             raise ValueError(f"residual must be one of {RESIDUAL_FORMS}, got {self.residual!r}")
 
 
+POINT_SOURCE_REFUSED = (
+    "[source] sigma = 0 (a point source) is for finite differences only: "
+    "the PINN's source term needs a width sigma > 0 (m)"
+)
+
+
 @dataclass(frozen=True)
 class Shots:
     """Source positions ``[shot]`` (m) and the :class:`Source` every shot fires
@@ -134,6 +140,8 @@ class Shots:
             raise ConfigError(f"need one z per source x, got {len(self.x)} x and {len(self.z)} z")
         if not self.source.freq > 0:
             raise ConfigError("the source's peak frequency must be resolved (freq > 0)")
+        if not self.source.sigma > 0:
+            raise ConfigError(POINT_SOURCE_REFUSED)
 
     def __len__(self) -> int:
         return len(self.x)

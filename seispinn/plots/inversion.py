@@ -14,7 +14,12 @@ from seispinn.gathers import ShotGathers
 from seispinn.models import VelocityModel
 from seispinn.plots.seismic import draw_velocity
 
-__all__ = ["inversion_figure", "gather_comparison_figure", "loss_curves_figure"]
+__all__ = [
+    "inversion_figure",
+    "fwi_figure",
+    "gather_comparison_figure",
+    "loss_curves_figure",
+]
 
 
 def inversion_figure(
@@ -50,6 +55,63 @@ def inversion_figure(
         ax.set_title(f"{name} − true (rel. L2 {rel:.3f})", fontsize=9)
         fig.colorbar(im, ax=ax, label="m/s")
     return fig
+
+
+def fwi_figure(
+    true: VelocityModel | None,
+    start: VelocityModel,
+    inverted: VelocityModel,
+    gradient: np.ndarray | None,
+    bands: Sequence[Mapping[str, float]],
+) -> Figure:
+    """A conventional FWI run: the inverted model, its error (m/s, when the truth is
+    known), the first update direction ``[nz, nx]`` (symmetric scale clipped at its 99th
+    percentile: the sources' spikes would hide the rest) and the misfit of each
+    band at its start and end (log scale)."""
+    fig = Figure(figsize=(15.0, 3.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 4)
+    draw_velocity(axes[0], inverted, title="FWI")
+    if true is not None:
+        diff = inverted.values - true.values
+        scale = float(np.abs(start.values - true.values).max()) or 1.0
+        rel = np.linalg.norm(diff) / np.linalg.norm(true.values)
+        _diverging(fig, axes[1], diff, inverted, scale, f"FWI − true (rel. L2 {rel:.3f})", "m/s")
+    else:
+        axes[1].axis("off")
+    if gradient is not None:
+        # Only the direction's shape matters (the line search sets its length):
+        # shown relative to its 99th percentile, with + a velocity increase.
+        scale = float(np.quantile(np.abs(gradient), 0.99)) or 1.0
+        label = "first update direction"
+        _diverging(fig, axes[2], gradient / scale, inverted, 1.0, label, "relative")
+    else:
+        axes[2].axis("off")
+    ax = axes[3]
+    for k, b in enumerate(bands):
+        label = f"{b['corner']:g} Hz" if b["corner"] else "full band"
+        ax.semilogy([2 * k, 2 * k + 1], [b["misfit_start"], b["misfit_end"]], "o-", label=label)
+    ax.set_xticks([])
+    ax.set_ylabel("misfit (each band's own)")
+    ax.set_title("misfit per band: start → end", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _diverging(
+    fig: Figure, ax, values: np.ndarray, grid: VelocityModel, scale: float, title: str, unit: str
+) -> None:
+    im = ax.imshow(
+        values,
+        extent=grid.extent,
+        cmap="seismic",
+        vmin=-scale,
+        vmax=scale,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label=unit)
 
 
 def gather_comparison_figure(
