@@ -38,9 +38,13 @@ __all__ = [
 ]
 
 #: Backward's transient buffers (gradients of the saved activations, one layer at a
-#: time) on top of the saved tensors, and the allocator's slack; calibrated on CPU
-#: against the measured peak resident memory (tests/test_memory.py).
-BACKWARD_FACTOR = 1.5
+#: time) on top of the saved tensors, and the allocator's slack: the step's peak
+#: resident memory grows by 2.2-2.4x the saved bytes per point on CPU (forward PINN,
+#: 32x3 and 64x4 networks, 1,000-32,000-point batches; tests/test_memory.py pins it).
+BACKWARD_FACTOR = 2.3
+#: A grad-norm refresh back-propagates per-point signals beside the step's graph:
+#: 3.75x the saved bytes per point measured on CPU, 1.65x the plain step's.
+GRADNORM_FACTOR = 1.65
 #: What torch itself allocates in a process's first training steps (thread pools,
 #: allocator caches, kernels): 58-140 MiB measured on CPU.
 RUNTIME_BYTES = 128 * 2**20
@@ -128,9 +132,7 @@ def step_parts(
     ``n`` points), the data batch likewise, parameters with gradients and Adam state.
     Each of ``world`` ranks holds 1/world of the batches."""
     params = [p for m in modules for p in m.parameters()]
-    # A grad-norm refresh back-propagates per-point signals beside the step's
-    # graph: 3x the saved bytes measured on CPU instead of 1.5x.
-    factor = BACKWARD_FACTOR * (2.0 if gradnorm else 1.0)
+    factor = BACKWARD_FACTOR * (GRADNORM_FACTOR if gradnorm else 1.0)
     parts = {
         "pde batch": factor * bytes_per_item(pde, params) * -(-batch // world),
         "parameters + Adam": module_state_bytes(modules),

@@ -132,6 +132,15 @@ BAD_INVERT = [
         "not a text TOML file",
     ),
 ]
+# A collocation set far too large for any machine's memory (~700 GiB): sized
+# and refused on the survey's shapes before a trace is simulated.
+BAD_INVERT.append(
+    (
+        ["--set", "collocation.n_points=20000000000"],
+        "the run: estimated peak memory",
+        "collocation points",
+    )
+)
 if not torch.cuda.is_available():
     BAD_INVERT.append((["--device", "cuda"], "--device cuda", "CUDA is not available"))
 

@@ -39,10 +39,12 @@ from seispinn.errors import ConfigError
 from seispinn.experiments.invert import (
     InversionInputs,
     InvertConfig,
+    check_memory,
     holdout_mask,
     illuminated_part,
     invert,
     model_scores,
+    planned_inputs,
     prepare_inputs,
     write_run_outputs,
 )
@@ -153,6 +155,13 @@ def compare(
         raise ConfigError(f"weightings: unknown {bad[0]!r}" if bad else "weightings: none given")
     if baseline not in (None, "fwi"):
         raise ConfigError(f"baseline: only 'fwi' is known, got {baseline!r}")
+    if config.data.survey:
+        # Every weighting's run sized on the survey's shapes before anything is
+        # simulated or written: a refused comparison costs seconds, not the data.
+        planned = planned_inputs(config)
+        for name in weightings:
+            weighting = dataclasses.replace(config.weighting, name=name)
+            check_memory(dataclasses.replace(config, weighting=weighting), planned, device)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))

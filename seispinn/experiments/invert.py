@@ -31,10 +31,15 @@ from seispinn.acquisition import Acquisition, Source
 from seispinn.config import load_sections, read_toml
 from seispinn.diagnostics.measures import heldout_misfit, velocity_scores
 from seispinn.errors import ConfigError, ModelError
-from seispinn.experiments.run import WAVE_WEIGHTING, check_network_names, run_problem
+from seispinn.experiments.run import (
+    WAVE_WEIGHTING,
+    check_network_names,
+    resolve_device,
+    run_problem,
+)
 from seispinn.gathers import ShotGathers
 from seispinn.io import read_shots, read_velocity, summarise, write_shots, write_velocity
-from seispinn.memory import MemoryEstimate, point_parts
+from seispinn.memory import MemoryEstimate, check_fits, point_parts
 from seispinn.modelling.fwi import FWIOptions, acquisition_from_gathers
 from seispinn.modelling.illumination import illuminated_mask, illumination
 from seispinn.modelling.simulate import ModellingOptions, simulate
@@ -244,21 +249,7 @@ def prepare_inputs(
         _check_kind(d.true_model, "true_model", "velocity model")
     true = read_velocity(d.true_model, dx=d.dx, dz=d.dz) if d.true_model else None
     if d.survey:
-        if not Path(d.survey).is_file():
-            raise ConfigError(f"[data] survey {d.survey}: no such file")
-        try:
-            survey = load_survey(d.survey)
-        except ConfigError as exc:  # named by its own file; say where it came from
-            raise ConfigError(f"[data] survey: {exc}") from None
-        true = survey.model.build()
-        if d.crop_x or d.crop_z:
-            true = true.crop(tuple(d.crop_x) or None, tuple(d.crop_z) or None)  # type: ignore[arg-type]
-        acq = survey.acquisition.build(true)
-        source = src.resolved(acq.freq)
-        acq = dataclasses.replace(acq, freq=source.freq, delay=source.delay)
-        options = dataclasses.replace(survey.modelling, source_sigma=src.sigma or None)
-        start = _start_model(d, true)
-        _check_inside(acq, start, f"{d.survey} [acquisition]")  # before simulating
+        true, acq, options, source, start = _survey(config)
         if run_dir is not None and not write:
             gathers = read_shots(run_dir / "observed.sgy")
             true = read_velocity(run_dir / "true.sgy")
@@ -283,6 +274,53 @@ def prepare_inputs(
     where = d.shots or f"{d.survey} [acquisition]"
     _check_inside(acquisition_from_gathers(gathers, source), start, where)
     return InversionInputs(gathers, start, source, true)
+
+
+def _survey(config: InvertConfig):
+    """The ``[data] survey``'s truth (cropped), acquisition, modelling options,
+    resolved source and starting model, its geometry checked: everything but the
+    simulation."""
+    d = config.data
+    if not Path(d.survey).is_file():
+        raise ConfigError(f"[data] survey {d.survey}: no such file")
+    try:
+        survey = load_survey(d.survey)
+    except ConfigError as exc:  # named by its own file; say where it came from
+        raise ConfigError(f"[data] survey: {exc}") from None
+    true = survey.model.build()
+    if d.crop_x or d.crop_z:
+        true = true.crop(tuple(d.crop_x) or None, tuple(d.crop_z) or None)  # type: ignore[arg-type]
+    acq = survey.acquisition.build(true)
+    source = config.source.resolved(acq.freq)
+    acq = dataclasses.replace(acq, freq=source.freq, delay=source.delay)
+    options = dataclasses.replace(survey.modelling, source_sigma=config.source.sigma or None)
+    start = _start_model(d, true)
+    _check_inside(acq, start, f"{d.survey} [acquisition]")  # before simulating
+    return true, acq, options, source, start
+
+
+def planned_inputs(config: InvertConfig) -> InversionInputs:
+    """The inputs a ``[data] survey`` config will have, with zero traces in place of
+    the simulated ones: their shapes size the run before anything is simulated."""
+    true, acq, _, source, start = _survey(config)
+    shape = (acq.n_shots, acq.n_receivers, acq.nt)
+    gathers = ShotGathers(
+        data=np.zeros(shape, dtype=np.float32),
+        source_x=acq.source_x,
+        source_z=acq.source_z,
+        receiver_x=acq.receiver_x,
+        receiver_z=acq.receiver_z,
+        dt=acq.dt,
+    )
+    return InversionInputs(gathers, start, source, true)
+
+
+def check_memory(config: InvertConfig, inputs: InversionInputs, device: str | None) -> None:
+    """The run's memory checks (what it holds, then a step's, as :func:`invert` makes
+    them) on ``inputs``' shapes; raises when the run would not fit."""
+    dev = resolve_device(device)
+    check_fits(stored_estimate(config, inputs.gathers), dev, "the run")
+    check_fits(inversion_problem(config, inputs, dev).memory_estimate(), dev, "the run")
 
 
 def _start_model(d: DataConfig, true: VelocityModel | None) -> VelocityModel:
@@ -567,7 +605,10 @@ def run_inversion(
     """The CLI's run: prepare the inputs (from SEG-Y or a survey), invert, write.
     Under ``torchrun`` rank 0 prepares and writes the data, the others read them."""
     if is_main():
-        # The inputs' own checks come first: a refused run leaves no folder behind.
+        # The inputs' own checks come first: a refused run leaves no folder behind;
+        # a survey's run is sized on zero traces before its data are simulated.
+        if config.data.survey:
+            check_memory(config, planned_inputs(config), device)
         inputs = prepare_inputs(config, run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if config_path is not None and not resume:
