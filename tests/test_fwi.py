@@ -91,11 +91,8 @@ def test_fwi_gradient_passes_the_taylor_test():
     assert 1.8 < slope2 < 2.2, (e2, slope2)
 
 
-def test_small_fwi_moves_the_anomaly_toward_the_truth():
-    true, observed = _setup()
-    start = homogeneous(true.nx, true.nz, 10.0, 2000.0)
-    options = FWIOptions(frequencies=(8.0, 0.0), iterations=6, smoothing=20.0)
-    result = fwi(
+def _small_fwi(observed, start, options):
+    return fwi(
         observed,
         start,
         SOURCE,
@@ -103,6 +100,13 @@ def test_small_fwi_moves_the_anomaly_toward_the_truth():
         modelling=ModellingOptions(pml_width=10),
         progress=False,
     )
+
+
+def test_small_fwi_moves_the_anomaly_toward_the_truth():
+    true, observed = _setup()
+    start = homogeneous(true.nx, true.nz, 10.0, 2000.0)
+    options = FWIOptions(frequencies=(8.0, 0.0), iterations=6, smoothing=20.0)
+    result = _small_fwi(observed, start, options)
     err = np.linalg.norm(result.model.values - true.values)
     err0 = np.linalg.norm(start.values - true.values)
     assert err < 0.8 * err0
@@ -205,14 +209,7 @@ def test_known_water_layer_is_set_and_never_updated():
     true, observed = _setup()
     start = homogeneous(true.nx, true.nz, 10.0, 2000.0)
     options = FWIOptions(frequencies=(0.0,), iterations=2, water_depth=25.0, water_velocity=1900.0)
-    result = fwi(
-        observed,
-        start,
-        SOURCE,
-        options=options,
-        modelling=ModellingOptions(pml_width=10),
-        progress=False,
-    )
+    result = _small_fwi(observed, start, options)
     water = result.model.values[start.z < 25.0]
     assert water.shape[0] == 3 and np.all(water == 1900.0)
     assert np.abs(result.model.values[3:] - 2000.0).max() > 1.0  # below it, FWI moved

@@ -283,8 +283,9 @@ def test_annealing_moves_the_ic_term_weight():
 def test_reduced_forward_pinn_beats_the_zero_field():
     """The validation, scaled down (48×3 network, 8,000 points, 2,000 steps, ~50 s):
     the exact-IC SA run of the forward recipe must beat the trivial field u ≡ 0
-    (error 1) by a fifth (a half-learnt field at 0.9 fails). Measured: 0.73 (uniform: 1.07; at 1,000 steps SA 0.93 and
-    uniform 0.96 have not yet learnt the wave).
+    (error 1) by a fifth (a half-learnt field at 0.9 fails). Measured: 0.73
+    (uniform: 1.07; at 1,000 steps SA 0.93 and uniform 0.96 have not yet learnt
+    the wave).
 
     The seed's soft-IC claim (SA's source-region residual far below uniform's) is
     not asserted: it did not reproduce here at any budget (README, forward PINN;

@@ -293,7 +293,7 @@ def _survey(config: InvertConfig):
     acq = survey.acquisition.build(true)
     source = config.source.resolved(acq.freq)
     acq = dataclasses.replace(acq, freq=source.freq, delay=source.delay)
-    options = dataclasses.replace(survey.modelling, source_sigma=config.source.sigma or None)
+    options = dataclasses.replace(survey.modelling, source_sigma=config.source.sigma)
     start = _start_model(d, true)
     _check_inside(acq, start, f"{d.survey} [acquisition]")  # before simulating
     return true, acq, options, source, start

@@ -33,6 +33,7 @@ In Python::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -585,12 +586,12 @@ def _lbfgs(
             return
         s, y = step, g_new - g
         sy = float((s * y).sum())
+        # Without curvature pairs (memory 0: steepest descent) gamma stays None and
+        # every first trial is scaled to `first`.
         if memory and sy > 1e-12 * float((s * s).sum()) ** 0.5 * float((y * y).sum()) ** 0.5:
             pairs.append((s, y, 1.0 / sy))
             del pairs[:-memory]
             gamma = sy / float((y * run.precond(y)).sum())
-        elif not memory:
-            gamma = None  # steepest descent: scale every first trial to `first`
         run.c, j, g = c_new, j_new, g_new
 
 
@@ -610,12 +611,6 @@ def _two_loop(
         b = rho * float((y * r).sum())
         r += (a - b) * s
     return r
-
-
-def _descent(
-    run: _Run, evaluate: Evaluate, options: FWIOptions, first: float
-) -> Iterator[dict[str, float]]:
-    return _lbfgs(run, evaluate, options, first, memory=0)
 
 
 def _adam(
@@ -639,4 +634,4 @@ def _adam(
 
 
 OPTIMIZERS = ("lbfgs", "descent", "adam")
-_STAGES = {"lbfgs": _lbfgs, "descent": _descent, "adam": _adam}
+_STAGES = {"lbfgs": _lbfgs, "descent": functools.partial(_lbfgs, memory=0), "adam": _adam}

@@ -43,17 +43,7 @@ def inversion_figure(
     for ax, (name, m) in zip(axes[1, 1:], errors.items(), strict=True):
         diff = m.values - true.values
         rel = np.linalg.norm(diff) / np.linalg.norm(true.values)
-        im = ax.imshow(
-            diff,
-            extent=true.extent,
-            cmap="seismic",
-            vmin=-scale,
-            vmax=scale,
-            aspect="auto",
-            interpolation="nearest",
-        )
-        ax.set_title(f"{name} − true (rel. L2 {rel:.3f})", fontsize=9)
-        fig.colorbar(im, ax=ax, label="m/s")
+        _diverging(fig, ax, diff, true, scale, f"{name} − true (rel. L2 {rel:.3f})", "m/s")
     return fig
 
 
