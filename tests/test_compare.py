@@ -117,3 +117,24 @@ def test_reduced_demo_prints_the_table_and_the_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| uniform | 0 |" in out and "| sa | 0 |" in out and "| fwi |" in out
     assert f"report: {tmp_path / 'report.md'}" in out
+
+
+def test_compare_runs_each_formulation_on_the_same_data(tmp_path):
+    """``--formulations total,scattered``: one row per formulation and weighting,
+    labelled ``formulation/weighting``; the scattered run starts from the starting
+    model's own prediction (zero PDE loss at step 0), the total one does not."""
+    small = dict(SMALL, physics={"rounds": 2})
+    config = load_invert_config(ROOT / "examples" / "invert_anomaly.toml", small)
+    report = compare(
+        config, ["uniform"], tmp_path, formulations=["total", "scattered"], progress=False
+    )
+    assert [r["method"] for r in report.rows] == ["start", "total/uniform", "scattered/uniform"]
+    assert all(r["steps"] == 48 for r in report.rows[1:])  # two rounds of 24
+    first = {
+        f: json.loads((tmp_path / "runs" / f"{f}-uniform_seed0" / "history.json").read_text())[0]
+        for f in ("total", "scattered")
+    }
+    assert first["scattered"]["loss_pde"] == 0.0 and first["total"]["loss_pde"] > 0
+    assert "scattered, total" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ConfigError, match="unknown 'born'"):
+        compare(config, ["uniform"], tmp_path / "x", formulations=["born"])

@@ -36,6 +36,11 @@ def add_compare_arguments(
         default="uniform,gradnorm,sa",
         help="comma-separated per-point weighting strategies (uniform, gradnorm, sa, rba)",
     )
+    p.add_argument(
+        "--formulations",
+        help="comma-separated PINN formulations to run each weighting in (total, "
+        "scattered; default: the config's [physics] formulation)",
+    )
     p.add_argument("--baseline", choices=["fwi"], help="add a conventional FWI baseline")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--steps", type=int, help="override [training] steps")
@@ -70,10 +75,14 @@ def run_compare(args: argparse.Namespace) -> Path:
     check_device(args.device)
     check_data_files(config.data, args.config)
     weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
+    formulations = None
+    if args.formulations is not None:
+        formulations = [f.strip() for f in args.formulations.split(",") if f.strip()]
     report = compare(
         config,
         weightings,
         args.out,
+        formulations=formulations,
         baseline=args.baseline,
         seeds=_ints(args.seeds, "seeds"),
         device=args.device,

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "generator, examples/compare_demo.toml) with uniform weighting and with "
             "SA-PINN masks, and by conventional FWI with Deepwave, from the same data "
             "and smoothed start; write a report folder (report.md, metrics, figures). "
-            "About 5 minutes on 2 CPU cores."
+            "About 7 minutes on 2 CPU cores."
         ),
     )
     add_compare_arguments(p, Path("out/demo"), None)

@@ -7,7 +7,7 @@ Report folder::
     report.md            the table and the figures side by side
     metrics.json/.csv    one row per run (and one for the starting model)
     observed.sgy true.sgy (synthetic data)  start.sgy
-    runs/<weighting>_seed<k>/   PINN run folders (see experiments.invert)
+    runs/[<formulation>-]<weighting>_seed<k>/   PINN run folders (experiments.invert)
     runs/fwi/            inverted.sgy, predicted.sgy, history.json (per evaluation),
                          bands.json (misfit and error per band), fwi.png, metrics.json
     figures/             velocity, gathers, losses, curriculum, γ per run
@@ -51,6 +51,7 @@ from seispinn.experiments.invert import (
 from seispinn.io import write_velocity
 from seispinn.modelling.fwi import fwi
 from seispinn.models import VelocityModel
+from seispinn.pinn.problem import FORMULATIONS
 from seispinn.pinn.weighting import STRATEGIES
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
 from seispinn.plots.inversion import (
@@ -146,22 +147,24 @@ def compare(
     seeds: Sequence[int] = (0,),
     device: str | None = None,
     progress: bool = True,
+    formulations: Sequence[str] | None = None,
 ) -> CompareReport:
-    """Run the inversion of ``config`` once per weighting and seed (and the FWI
-    baseline once, ``baseline='fwi'``) on the same inputs; write the report folder.
-    """
+    """Run the inversion of ``config`` once per formulation, weighting and seed (and
+    the FWI baseline once, ``baseline='fwi'``) on the same inputs; write the report
+    folder. ``formulations`` (``'total'``, ``'scattered'``; default: the config's)
+    label each row ``formulation/weighting`` when given."""
     bad = [w for w in weightings if w not in STRATEGIES]
     if bad or not weightings:
         raise ConfigError(f"weightings: unknown {bad[0]!r}" if bad else "weightings: none given")
     if baseline not in (None, "fwi"):
         raise ConfigError(f"baseline: only 'fwi' is known, got {baseline!r}")
+    variants = _variants(config, weightings, formulations)
     if config.data.survey:
-        # Every weighting's run sized on the survey's shapes before anything is
-        # simulated or written: a refused comparison costs seconds, not the data.
+        # Every run sized on the survey's shapes before anything is simulated or
+        # written: a refused comparison costs seconds, not the data.
         planned = planned_inputs(config)
-        for name in weightings:
-            weighting = dataclasses.replace(config.weighting, name=name)
-            check_memory(dataclasses.replace(config, weighting=weighting), planned, device)
+        for _, cfg in variants:
+            check_memory(cfg, planned, device)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
@@ -173,22 +176,20 @@ def compare(
     models: dict[str, VelocityModel] = {}
     run_dirs: dict[str, Path] = {}
     for seed in seeds:
-        for name in weightings:
-            label = f"{name}_seed{seed}"
+        for method, variant in variants:
+            label = f"{method.replace('/', '-')}_seed{seed}"
             cfg = dataclasses.replace(
-                config,
-                weighting=dataclasses.replace(config.weighting, name=name),
-                training=dataclasses.replace(config.training, seed=seed, progress=progress),
+                variant,
+                training=dataclasses.replace(variant.training, seed=seed, progress=progress),
             )
+            steps = cfg.training.steps * cfg.physics.rounds
             if progress:
-                print(f"[compare] {label}: {cfg.training.steps} steps", flush=True)
+                print(f"[compare] {label}: {steps} steps", flush=True)
             t0 = time.perf_counter()
             result = invert(
                 inputs, cfg, out / "runs" / label, device=device, illuminated=illuminated
             )
-            rows.append(
-                _row(name, seed, result.metrics, cfg.training.steps, time.perf_counter() - t0)
-            )
+            rows.append(_row(method, seed, result.metrics, steps, time.perf_counter() - t0))
             models[label] = result.model
             run_dirs[label] = out / "runs" / label
     if baseline == "fwi":
@@ -207,6 +208,30 @@ def compare(
     _figures(report, inputs, held, run_dirs)
     _markdown(report, config, run_dirs)
     return report
+
+
+def _variants(
+    config: InvertConfig, weightings: Sequence[str], formulations: Sequence[str] | None
+) -> list[tuple[str, InvertConfig]]:
+    """(row label, config) of every PINN run of a comparison, seeds aside."""
+    forms = list(formulations) if formulations is not None else [config.physics.formulation]
+    bad = [f for f in forms if f not in FORMULATIONS]
+    if bad or not forms:
+        raise ConfigError(
+            f"formulations: unknown {bad[0]!r} (known: {', '.join(FORMULATIONS)})"
+            if bad
+            else "formulations: none given"
+        )
+    out = []
+    for form in forms:
+        for name in weightings:
+            cfg = dataclasses.replace(
+                config,
+                weighting=dataclasses.replace(config.weighting, name=name),
+                physics=dataclasses.replace(config.physics, formulation=form),
+            )
+            out.append((f"{form}/{name}" if formulations is not None else name, cfg))
+    return out
 
 
 # ------------------------------------------------------------------------------------
@@ -265,14 +290,22 @@ def _figures(
         residual_gamma_figure(d).savefig(fig_dir / f"residual_gamma_{label}.png", dpi=110)
 
 
+def _formulation(label: str, config: InvertConfig) -> str:
+    head = label.rsplit("_seed", 1)[0]
+    return head.split("-", 1)[0] if "-" in head else config.physics.formulation
+
+
 def _markdown(report: CompareReport, config: InvertConfig, run_dirs: dict[str, Path]) -> None:
     pinn = [k for k in run_dirs if k != "fwi"]
     lines = [
         "# seispinn comparison report",
         "",
         f"Data: {config.data.survey or config.data.shots}; "
-        f"{config.training.steps} PINN steps per run; per-point weightings "
-        f"{', '.join(sorted({k.rsplit('_seed', 1)[0] for k in pinn}))}"
+        f"{config.training.steps * config.physics.rounds} PINN steps per run"
+        f" ({config.physics.rounds} round(s) of {config.training.steps}); "
+        f"PINN formulation(s) {', '.join(sorted({_formulation(k, config) for k in pinn}))}; "
+        "per-point weightings "
+        f"{', '.join(sorted({k.rsplit('_seed', 1)[0].split('-')[-1] for k in pinn}))}"
         + (
             "; conventional FWI baseline (Deepwave, multiscale preconditioned L-BFGS, "
             "see runs/fwi/bands.json and runs/fwi/fwi.png)."

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from seispinn.diagnostics.measures import heldout_misfit, velocity_scores
 from seispinn.errors import ConfigError, ModelError
 from seispinn.experiments.run import (
     WAVE_WEIGHTING,
+    PINNRun,
     check_network_names,
     resolve_device,
     run_problem,
@@ -42,8 +44,9 @@ from seispinn.io import read_shots, read_velocity, summarise, write_shots, write
 from seispinn.memory import MemoryEstimate, check_fits, point_parts
 from seispinn.modelling.fwi import FWIOptions, acquisition_from_gathers
 from seispinn.modelling.illumination import illuminated_mask, illumination
-from seispinn.modelling.simulate import ModellingOptions, simulate
+from seispinn.modelling.simulate import ModellingOptions, simulate, wavefield_snapshots
 from seispinn.models import VelocityModel, homogeneous
+from seispinn.pinn.background import Background, second_time_derivative
 from seispinn.pinn.collocation import Box
 from seispinn.pinn.distributed import barrier, is_main
 from seispinn.pinn.problem import (
@@ -56,8 +59,8 @@ from seispinn.pinn.problem import (
     TraceSamples,
     WaveProblem,
 )
-from seispinn.pinn.training import TrainOptions
-from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
+from seispinn.pinn.training import TrainOptions, write_text_atomic
+from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions, with_water
 from seispinn.pinn.wave import gaussian_source_density
 from seispinn.pinn.weighting import WeightingOptions
 from seispinn.survey import load_survey
@@ -74,6 +77,7 @@ __all__ = [
     "invert",
     "run_inversion",
     "implied_velocity",
+    "background_wavefield",
     "predicted_gathers",
     "illuminated_part",
     "model_scores",
@@ -319,7 +323,7 @@ def check_memory(config: InvertConfig, inputs: InversionInputs, device: str | No
     """The run's memory checks (what it holds, then a step's, as :func:`invert` makes
     them) on ``inputs``' shapes; raises when the run would not fit."""
     dev = resolve_device(device)
-    check_fits(stored_estimate(config, inputs.gathers), dev, "the run")
+    check_fits(stored_estimate(config, inputs.gathers, inputs.start), dev, "the run")
     check_fits(inversion_problem(config, inputs, dev).memory_estimate(), dev, "the run")
 
 
@@ -364,12 +368,21 @@ def holdout_mask(gathers: ShotGathers, every: int) -> np.ndarray:
     return np.broadcast_to(held, gathers.receiver_mask.shape) & gathers.receiver_mask
 
 
-def stored_estimate(config: InvertConfig, gathers: ShotGathers) -> MemoryEstimate:
+def stored_estimate(
+    config: InvertConfig, gathers: ShotGathers, start: VelocityModel | None = None
+) -> MemoryEstimate:
     """Memory an inversion holds whatever the batch (points, weights, data samples,
-    torch's runtime): known before anything is allocated."""
+    torch's runtime; the background on ``start``'s grid when scattered): known before
+    anything is allocated."""
     # Every sample of the gathers: an upper bound, as held-out receivers are left out.
     parts = point_parts(config.collocation.n_points, config.weighting.name, gathers.data.size)
-    return MemoryEstimate(parts, knobs=MEMORY_KNOBS)
+    if config.physics.formulation == "scattered" and start is not None:
+        # u0_tt of every shot on the grid (float32), built from snapshots of the same size.
+        t_max = config.data.max_time or float(gathers.times[-1])
+        nt = min(int(np.ceil(t_max / gathers.dt - 1e-9)) + 1, gathers.nt)
+        frames = gathers.n_shots * nt * start.nz * start.nx * 4
+        parts["background"] = frames * (1 + 1 / config.physics.background_stride)
+    return MemoryEstimate(parts, knobs=MEMORY_KNOBS + ("[physics] background_stride",))
 
 
 # ------------------------------------------------------------------------------------
@@ -383,11 +396,19 @@ def inversion_problem(
     """The inversion as a :class:`WaveProblem`: a wavefield per shot, a velocity
     network around the starting model, and the traces of the receivers not held
     out (:func:`holdout_mask`) as the data term."""
-    g, start, src = inputs.gathers, inputs.start, inputs.source
+    g, src = inputs.gathers, inputs.source
+    start = with_water(inputs.start, config.velocity)
     t_max = float(g.times[-1]) if not config.data.max_time else config.data.max_time
     box = Box(float(start.x[0]), float(start.x[-1]), float(start.z[0]), float(start.z[-1]), t_max)
     held = holdout_mask(g, config.data.holdout_every)
-    pts, shot, obs = _data_samples(g, ~held & g.receiver_mask, t_max, config.data.time_stride)
+    use = ~held & g.receiver_mask
+    background, fitted, ratio = None, g, 1.0
+    if config.physics.formulation == "scattered":
+        background, d0 = background_wavefield(start, inputs, t_max, config.physics)
+        fitted = dataclasses.replace(g, data=g.data - d0)
+        ratio = _rms(fitted.data[use]) / (_rms(g.data[use]) or 1.0)
+    pts, shot, obs = _data_samples(fitted, use, t_max, config.data.time_stride)
+    _, _, observed = _data_samples(g, use, t_max, config.data.time_stride)
     data = TraceSamples(
         torch.tensor(pts, dtype=torch.float32),
         torch.tensor(shot, dtype=torch.long),
@@ -397,7 +418,7 @@ def inversion_problem(
     return WaveProblem(
         box=box,
         shots=Shots(tuple(g.source_x.tolist()), tuple(g.source_z.tolist()), src),
-        make_velocity=lambda scales: VelocityNet(scales, start, config.velocity),
+        make_velocity=lambda scales: VelocityNet(scales, inputs.start, config.velocity),
         network=config.network,
         collocation=config.collocation,
         weighting=config.weighting,
@@ -408,7 +429,43 @@ def inversion_problem(
         amplitude_samples=400,
         data=data,
         receivers=np.unique(np.stack([g.receiver_x[real], g.receiver_z[real]], 1), axis=0),
+        background=background,
+        data_reference=float(np.mean(observed.astype(np.float64) ** 2)),
+        amplitude_ratio=max(ratio, MIN_AMPLITUDE_RATIO),
     )
+
+
+#: The smallest scattered-field amplitude relative to the total's: a start that
+#: explains nearly all the data must not shrink the network's output to nothing.
+MIN_AMPLITUDE_RATIO = 0.05
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))) if values.size else 0.0
+
+
+def background_wavefield(
+    start: VelocityModel, inputs: InversionInputs, t_max: float, physics: PhysicsOptions
+) -> tuple[Background, np.ndarray]:
+    """The scattered formulation's background: u0_tt of every shot in ``start`` on its
+    grid at every ``physics.background_stride``-th sample up to ``t_max`` (s), and
+    the start's traces d0 ``[shot, receiver, time]`` at the observed receivers."""
+    g, s = inputs.gathers, inputs.source
+    acq = acquisition_from_gathers(g, s)
+    options = ModellingOptions(source_sigma=s.sigma)
+    n = min(int(np.ceil(t_max / g.dt - 1e-9)) + 1, g.nt)
+    times = np.arange(n) * g.dt
+    u_tt = np.stack(
+        [
+            second_time_derivative(
+                wavefield_snapshots(start, acq, times, options, shot=k).values, g.dt
+            )
+            for k in range(g.n_shots)
+        ]
+    )
+    d0 = predicted_gathers(start, inputs).data
+    k = physics.background_stride
+    return Background(start, u_tt[:, ::k], g.dt * k), d0
 
 
 @torch.no_grad()
@@ -562,18 +619,8 @@ def invert(
     """
     config = config or InvertConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
-    run = run_problem(
-        lambda dev: inversion_problem(config, inputs, dev),
-        config.training,
-        config.weighting.name,
-        stored=stored_estimate(config, inputs.gathers),
-        config=config,
-        run_dir=run_dir,
-        resume=resume,
-        device=device,
-    )
+    run, model = _rounds(inputs, config, run_dir, resume, device)
     held = holdout_mask(inputs.gathers, config.data.holdout_every)
-    model = run.problem.velocity.to_model(inputs.start)
     if run.final is None:  # not rank 0: rank 0 scores and writes
         return InversionResult(model, {}, run.history, run.problem, held)
     metrics = dict(run.metrics)
@@ -592,6 +639,84 @@ def invert(
     if run_dir is not None:
         write_run_outputs(run_dir, model, inputs, held, predicted, metrics)
     return InversionResult(model, metrics, run.history, run.problem, held)
+
+
+def _rounds(
+    inputs: InversionInputs,
+    config: InvertConfig,
+    run_dir: Path | None,
+    resume: bool,
+    device: str | None,
+) -> tuple[PINNRun, VelocityModel]:
+    """Train ``config.physics.rounds`` rounds, each from the previous round's velocity
+    (a fresh background and fresh networks); return the last round's run, with the
+    rounds' histories and train times joined, and the final model.
+
+    With several rounds, round k trains in ``run_dir/round{k}`` (its checkpoint and
+    history) and marks itself done with ``velocity.npy``; γ snapshots of every round
+    go to ``run_dir/gamma`` numbered by the global step. ``resume`` skips the rounds
+    that are done and resumes the one that is not."""
+    rounds, steps = config.physics.rounds, config.training.steps
+    current, history = inputs, []
+    run: PINNRun | None = None
+    model = inputs.start
+    for k in range(rounds):
+        sub = run_dir / f"round{k}" if (run_dir is not None and rounds > 1) else run_dir
+        done = sub / "velocity.npy" if (sub is not None and rounds > 1) else None
+        if resume and done is not None and done.exists() and k < rounds - 1:
+            model = dataclasses.replace(inputs.start, values=np.load(done))
+            current = dataclasses.replace(inputs, start=model)
+            history += json.loads((sub / "history.json").read_text())  # type: ignore[operator]
+            continue
+        here = current
+        run = run_problem(
+            lambda dev, here=here: inversion_problem(config, here, dev),
+            config.training,
+            config.weighting.name,
+            stored=stored_estimate(config, inputs.gathers, inputs.start),
+            config=config,
+            run_dir=sub,
+            resume=resume and sub is not None and (sub / "checkpoint.pt").exists(),
+            device=device,
+            gamma_dir=run_dir / "gamma" if run_dir is not None else None,
+            step_offset=k * steps,
+        )
+        model = run.problem.velocity.to_model(inputs.start)
+        offset = [dict(h, step=h["step"] + k * steps, round=k) for h in run.history]
+        if done is not None and is_main():
+            write_text_atomic(sub / "history.json", json.dumps(offset))  # type: ignore[operator]
+            _save_npy_atomic(done, model.values)
+        history += offset
+        current = dataclasses.replace(inputs, start=model)
+    assert run is not None
+    if rounds > 1:
+        seconds = sum(_round_seconds(h) for h in _by_round(history))  # per-round clocks
+        run.history = history
+        run.metrics.update(steps=steps * rounds, train_seconds=seconds, rounds=rounds)
+        if run_dir is not None and is_main():
+            write_text_atomic(run_dir / "history.json", json.dumps(history, indent=1))
+    return run, model
+
+
+def _by_round(history: list[dict[str, float]]) -> list[list[dict[str, float]]]:
+    rounds: dict[float, list[dict[str, float]]] = {}
+    for h in history:
+        rounds.setdefault(h.get("round", 0), []).append(h)
+    return list(rounds.values())
+
+
+def _round_seconds(records: list[dict[str, float]]) -> float:
+    return float(records[-1]["seconds"]) if records else 0.0
+
+
+def _save_npy_atomic(path: Path, values: np.ndarray) -> None:
+    """Write, flush to disk, then rename: a kill leaves the old file or the new one."""
+    tmp = path.with_suffix(".tmp.npy")
+    with open(tmp, "wb") as f:
+        np.save(f, values)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
 
 
 def run_inversion(

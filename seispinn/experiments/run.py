@@ -73,6 +73,8 @@ def run_problem(
     run_dir: Path | None = None,
     resume: bool = False,
     device: str | None = None,
+    gamma_dir: Path | None = None,
+    step_offset: int = 0,
 ) -> PINNRun:
     """Build the problem with ``build(device)`` and train it.
 
@@ -85,28 +87,36 @@ def run_problem(
         run_dir: checkpoints, ``history.json``, ``config.json`` and ``gamma/``.
         resume: continue from the run folder's checkpoint.
         device: ``"cpu"``, ``"cuda"``, ... (None: CUDA when available).
+        gamma_dir: where γ snapshots go (default ``run_dir/gamma``).
+        step_offset: added to the step of every γ snapshot (a later round of a
+            multi-round inversion continues the first round's step count).
     """
     dev = resolve_device(device)
     check_fits(stored, dev, "the run")  # before the points are allocated
     problem = build(dev)
     main = is_main()
     check_fits(problem.memory_estimate(), dev, "the run", show=main and training.progress)
+    gammas = gamma_dir if gamma_dir is not None else (run_dir / "gamma" if run_dir else None)
     if run_dir is not None and main:
-        (run_dir / "gamma").mkdir(parents=True, exist_ok=True)
+        assert gammas is not None
+        gammas.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
 
     def snapshot(step: int) -> None:
-        if run_dir is not None:
-            problem.gamma_snapshot(step).save(run_dir / "gamma" / f"step_{step:06d}.npz")
+        if gammas is not None:
+            k = step + step_offset
+            problem.gamma_snapshot(k).save(gammas / f"step_{k:06d}.npz")
 
     t0 = time.perf_counter()
     history = train(problem, training, run_dir, resume=resume, on_snapshot=snapshot)
     seconds = time.perf_counter() - t0
     if not main:  # rank 0 scores and writes
         return PINNRun(problem, history, None, {})
-    final = problem.gamma_snapshot(training.steps)
-    if run_dir is not None:
-        final.save(run_dir / "gamma" / f"step_{training.steps:06d}.npz")
+    end = training.steps + step_offset
+    final = problem.gamma_snapshot(end)
+    if gammas is not None:
+        final.save(gammas / f"step_{end:06d}.npz")
     last = history[-1] if history else {}
     metrics: dict[str, Any] = {
         "weighting": weighting,

@@ -17,6 +17,7 @@ whole configuration.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from seispinn.diagnostics.gamma import GammaSnapshot
 from seispinn.errors import ConfigError
 from seispinn.memory import MemoryEstimate, point_parts, step_parts
 from seispinn.modelling.analytic import peak_amplitude
+from seispinn.pinn.background import Background
 from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
 from seispinn.pinn.distributed import shard
 from seispinn.pinn.pointgrad import PointLoss
@@ -37,6 +39,7 @@ from seispinn.pinn.wave import (
     MultiShotWavefield,
     Scales,
     gaussian_source_density,
+    scattered_residual,
     wave_residual,
 )
 from seispinn.pinn.weighting import PointWeighting, WeightingOptions, causal_weights
@@ -54,6 +57,8 @@ __all__ = [
 
 MEMORY_KNOBS = ("[collocation] batch_size", "data_batch", "n_points", "[network] width/depth")
 RESIDUAL_FORMS = ("velocity", "slowness", "symmetric")
+FORMULATIONS = ("total", "scattered")
+EDGES = ("open", "absorbing")
 
 
 @dataclass(frozen=True)
@@ -104,20 +109,56 @@ class CollocationOptions:
 
 @dataclass(frozen=True)
 class PhysicsOptions:
-    """How the PDE residual is written. ``'velocity'``: r = u_tt − c²(∇²u − s);
-    ``'slowness'``: the same divided by (c/c₀)², c₀ the reference velocity at the
-    sources, so the source term no longer scales with c and cannot pull the
-    velocity network to shrink the residual where the source acts;
-    ``'symmetric'``: divided by c/c₀. Errors in the network's u_tt bias a
-    least-squares c upward in the slowness form, errors in ∇²u bias it downward in
-    the velocity form; the symmetric form sits between. With a fixed velocity the
-    forms differ only in how points are weighted."""
+    """How the PDE is posed.
+
+    Attributes:
+        residual: ``'velocity'``: r = u_tt − c²(∇²u − s); ``'slowness'``: the same
+            divided by (c/c₀)², c₀ the reference velocity at the sources, so the
+            source term no longer scales with c and cannot pull the velocity network
+            to shrink the residual where the source acts; ``'symmetric'``: divided by
+            c/c₀. Errors in the network's u_tt bias a least-squares c upward in the
+            slowness form, errors in ∇²u bias it downward in the velocity form; the
+            symmetric form sits between. With a fixed velocity the forms differ only
+            in how points are weighted.
+        formulation: ``'total'``: the network is the whole wavefield u;
+            ``'scattered'``: it is δu = u − u0, u0 the finite-difference wavefield of
+            every shot in the starting model (see :mod:`seispinn.pinn.background`),
+            and the data term fits d_obs − u0 at the receivers.
+        edges: ``'open'`` (no condition on the box's sides: waves may enter) or
+            ``'absorbing'``: the first-order one-way condition u_t + c ∂u/∂n = 0
+            (n the outward normal) on all four sides, so no energy enters the box
+            (Clayton–Engquist; Deepwave's default absorbing boundary on all sides).
+        edge_weight: the edge term's weight (its residual is in units of U/T).
+        edge_points: edge points drawn afresh at every step (all four sides, by
+            length; times uniform in the record).
+        background_stride: the background is kept at every k-th sample of the
+            finite-difference record (scattered formulation).
+        rounds: outer rounds of an inversion: each round starts from the previous
+            round's velocity, with the background recomputed in it (scattered) and
+            fresh networks; ``[training]`` steps and frozen_until are per round. Like
+            Gauss–Newton iterations: the scattered field of one round is nearly
+            linear in its velocity change.
+    """
 
     residual: str = "velocity"
+    formulation: str = "total"
+    edges: str = "open"
+    edge_weight: float = 1.0
+    edge_points: int = 1024
+    background_stride: int = 1
+    rounds: int = 1
 
     def __post_init__(self) -> None:
         if self.residual not in RESIDUAL_FORMS:
             raise ValueError(f"residual must be one of {RESIDUAL_FORMS}, got {self.residual!r}")
+        if self.formulation not in FORMULATIONS:
+            raise ValueError(f"formulation must be one of {FORMULATIONS}, got {self.formulation!r}")
+        if self.edges not in EDGES:
+            raise ValueError(f"edges must be one of {EDGES}, got {self.edges!r}")
+        if self.edge_weight < 0 or self.edge_points < 1 or self.background_stride < 1:
+            raise ValueError("edge_weight >= 0, edge_points >= 1, background_stride >= 1")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
 
 
 POINT_SOURCE_REFUSED = (
@@ -193,6 +234,12 @@ class WaveProblem:
         points: the collocation set (None: drawn per shot from ``collocation``).
         source_radius: radius (m) of the source region of METHOD §4 (γ diagnostics).
         receivers: ``[M, 2]`` receiver positions (m) for the γ snapshots.
+        background: u0_tt and c0 of the scattered formulation (required by it).
+        data_reference: the mean square the data misfit is divided by (default: of
+            ``data.values``); a scattered run passes the observed traces', so its
+            step-0 data term is the starting model's relative misfit.
+        amplitude_ratio: the network's amplitude U relative to the source's (a
+            scattered field is a fraction of the total).
     """
 
     def __init__(
@@ -213,12 +260,18 @@ class WaveProblem:
         points: CollocationSet | None = None,
         source_radius: float | None = None,
         receivers: np.ndarray | None = None,
+        background: Background | None = None,
+        data_reference: float | None = None,
+        amplitude_ratio: float = 1.0,
     ) -> None:
+        if physics.formulation == "scattered" and background is None:
+            raise ConfigError("the scattered formulation needs a background wavefield")
         self.box, self.shots, self.device, self.seed = box, shots, device, seed
         self.network, self.collocation = network, collocation
         self.weighting_options, self.physics = weighting, physics
         self.c_ref = float(c_ref)
-        self.scales = box_scales(box, shots, c_ref, amplitude_samples)
+        scales = box_scales(box, shots, c_ref, amplitude_samples)
+        self.scales = dataclasses.replace(scales, u_scale=scales.u_scale * amplitude_ratio)
         torch.manual_seed(seed)
         n = network
         self.wavefield = MultiShotWavefield(
@@ -231,6 +284,7 @@ class WaveProblem:
             fourier_features=n.fourier_features,
             fourier_scale=n.fourier_scale,
             exact_ic=n.exact_ic,
+            zero_start=physics.formulation == "scattered",
         ).to(device)
         # After the wavefield: a velocity network's initialisation follows it in the
         # seeded stream.
@@ -254,8 +308,11 @@ class WaveProblem:
         self.weighting: PointWeighting = weighting.build(len(self.points)).to(device)
         self.ic_points, self.ic_shot = self._ic_points() if not n.exact_ic else (None, None)
         self.data = data.to(device) if data is not None else None
+        self.background = background.to(device) if background is not None else None
         self.data_ms = 1.0
-        if data is not None:
+        if data_reference is not None:
+            self.data_ms = float(data_reference) or 1.0
+        elif data is not None:
             obs = data.values.cpu().numpy().astype(np.float64)
             self.data_ms = float(np.mean(obs**2)) or 1.0
         self.source_radius = (
@@ -290,8 +347,14 @@ class WaveProblem:
         s = self.shots.source
         der = self.wavefield.derivatives(points, shot)
         c = self.velocity(points[:, 0], points[:, 1])
-        dens = gaussian_source_density(points, self.source_x[shot], self.source_z[shot], s)
-        r = wave_residual(der.u_tt, der.laplacian, c, dens)
+        if self.background is not None and self.physics.formulation == "scattered":
+            bg = self.background
+            r = scattered_residual(
+                der.u_tt, der.laplacian, c, bg.c0(points), bg.u0_tt(points, shot)
+            )
+        else:
+            dens = gaussian_source_density(points, self.source_x[shot], self.source_z[shot], s)
+            r = wave_residual(der.u_tt, der.laplacian, c, dens)
         if self.physics.residual == "slowness":
             r = r * (self.c_ref / c) ** 2
         elif self.physics.residual == "symmetric":
@@ -307,6 +370,46 @@ class WaveProblem:
         u = self.wavefield(d.points[ids], d.shot[ids])
         sq = (u - d.values[ids]) ** 2
         return (sq.mean() if denominator is None else sq.sum() / denominator) / self.data_ms
+
+    def edge_points(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Points ``[E, 3]`` on the box's four sides (by length, times uniform), their
+        shots ``[E]`` and outward normals ``[E, 2]``, drawn from ``step``'s seed."""
+        b, n = self.box, self.physics.edge_points
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 7)
+        u = torch.rand(n, 3, generator=gen, dtype=torch.float64)
+        w, h = b.x_max - b.x_min, b.z_max - b.z_min
+        pos = u[:, 0] * 2 * (w + h)  # the perimeter, unrolled: top, right, bottom, left
+        x = torch.empty(n, dtype=torch.float64)
+        z = torch.empty(n, dtype=torch.float64)
+        normal = torch.zeros(n, 2, dtype=torch.float64)
+        sides = (
+            (pos < w, lambda p: (b.x_min + p, b.z_min + 0 * p), (0.0, -1.0)),
+            ((pos >= w) & (pos < w + h), lambda p: (b.x_max + 0 * p, b.z_min + p - w), (1.0, 0.0)),
+            (
+                (pos >= w + h) & (pos < 2 * w + h),
+                lambda p: (b.x_max - (p - w - h), b.z_max + 0 * p),
+                (0.0, 1.0),
+            ),
+            (pos >= 2 * w + h, lambda p: (b.x_min + 0 * p, b.z_max - (p - 2 * w - h)), (-1.0, 0.0)),
+        )
+        for mask, where, nrm in sides:
+            x[mask], z[mask] = where(pos[mask])
+            normal[mask] = torch.tensor(nrm, dtype=torch.float64)
+        pts = torch.stack([x, z, u[:, 1] * b.t_max], 1).float().to(self.device)
+        shot = (u[:, 2] * len(self.shots)).long().clamp(max=len(self.shots) - 1)
+        return pts, shot.to(self.device), normal.float().to(self.device)
+
+    def edge_residual(self, points: Tensor, shot: Tensor, normal: Tensor) -> Tensor:
+        """The one-way condition u_t + c ∂u/∂n ``[E]`` at edge points ``[E, 3]`` of shots
+        ``[E]`` with outward normals ``[E, 2]``, in units of U/T (δu when scattered)."""
+        grad = self.wavefield.gradient(points, shot)
+        c = self.velocity(points[:, 0], points[:, 1])
+        r = grad[:, 2] + c * (grad[:, :2] * normal).sum(1)
+        return r * (self.scales.t_max / self.scales.u_scale)
+
+    def edge_misfit(self, step: int) -> Tensor:
+        """Mean squared :meth:`edge_residual` on :meth:`edge_points` of ``step``."""
+        return self.edge_residual(*self.edge_points(step)).square().mean()
 
     def ic_misfit(self) -> Tensor:
         """Soft initial condition: mean u² + mean u_t² at t = 0 in network units."""
@@ -334,6 +437,8 @@ class WaveProblem:
         if self.ic_points is not None:
             # Every rank evaluates the whole IC term: its share is 1/K of it.
             terms["ic"] = c.ic_weight * self.ic_misfit() / sh.world
+        if self.physics.edges == "absorbing":
+            terms["edge"] = self.physics.edge_weight * self.edge_misfit(step) / sh.world
         if self.data is not None:
             dbatch = batch_ids(step, len(self.data.values), c.data_batch, seed + 1)
             dbatch = dbatch.to(self.device)

@@ -14,6 +14,7 @@ The network's last layer starts at zero, so training starts exactly at c₀
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from seispinn.models import VelocityModel
 from seispinn.pinn.networks import MLP
 from seispinn.pinn.wave import Scales
 
-__all__ = ["GridVelocity", "VelocityNetOptions", "VelocityNet"]
+__all__ = ["GridVelocity", "VelocityNetOptions", "VelocityNet", "with_water"]
 
 
 class GridVelocity(nn.Module):
@@ -38,17 +39,27 @@ class GridVelocity(nn.Module):
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         """c ``[N]`` at ``x``, ``z`` ``[N]`` (m); outside the grid, the edge value."""
-        nz, nx = self.values.shape
-        fx = ((x - self.x0) / self.dx).clamp(0, nx - 1)
-        fz = ((z - self.z0) / self.dz).clamp(0, nz - 1)
-        ix = fx.floor().long().clamp(max=nx - 2) if nx > 1 else fx.long()
-        iz = fz.floor().long().clamp(max=nz - 2) if nz > 1 else fz.long()
-        wx, wz = fx - ix, fz - iz
-        v = self.values
-        ix1, iz1 = (ix + 1).clamp(max=nx - 1), (iz + 1).clamp(max=nz - 1)
-        top = v[iz, ix] * (1 - wx) + v[iz, ix1] * wx
-        bottom = v[iz1, ix] * (1 - wx) + v[iz1, ix1] * wx
-        return top * (1 - wz) + bottom * wz
+        return bilinear(self.values, self.x0, self.z0, self.dx, self.dz, x, z)
+
+
+def bilinear(
+    values: Tensor, x0: float, z0: float, dx: float, dz: float, x: Tensor, z: Tensor
+) -> Tensor:
+    """``values`` ``[nz, nx]`` on the grid (x0 + i·dx, z0 + j·dz) at ``x``, ``z`` ``[N]``
+    (m), bilinearly; outside the grid, the edge value. Differentiable in ``values``."""
+    nz, nx = values.shape
+    fx = ((x - x0) / dx).clamp(0, nx - 1)
+    fz = ((z - z0) / dz).clamp(0, nz - 1)
+    ix = fx.floor().long().clamp(max=nx - 2) if nx > 1 else fx.long()
+    iz = fz.floor().long().clamp(max=nz - 2) if nz > 1 else fz.long()
+    wx, wz = fx - ix, fz - iz
+    ix1, iz1 = (ix + 1).clamp(max=nx - 1), (iz + 1).clamp(max=nz - 1)
+    top = values[iz, ix] * (1 - wx) + values[iz, ix1] * wx
+    bottom = values[iz1, ix] * (1 - wx) + values[iz1, ix1] * wx
+    return top * (1 - wz) + bottom * wz
+
+
+VELOCITY_MODES = ("perturbation", "grid", "bounds")
 
 
 @dataclass(frozen=True)
@@ -56,12 +67,20 @@ class VelocityNetOptions:
     """Velocity network options.
 
     Attributes:
-        mode: ``'perturbation'`` (around the starting model) or ``'bounds'``.
+        mode: ``'perturbation'`` (an MLP around the starting model), ``'grid'`` (the
+            same perturbation as values on a coarse grid, bilinear between its
+            nodes) or ``'bounds'`` (an MLP between c_min and c_max).
+        grid_spacing: the coarse grid's node spacing (m) in ``'grid'`` mode: its
+            resolution, and so its smoothness.
         max_perturbation: p, the largest relative change from c₀ (perturbation mode).
         c_min, c_max: bounds in m/s (bounds mode; also a sanity check of c₀).
         width, depth, activation: of the MLP on ``(x̂, ẑ)``.
         fourier_features, fourier_scale: random Fourier features of ``(x̂, ẑ)``,
             which let a small network represent sharp, layered models.
+        water_depth: above this depth (m) the velocity is c₀ (perturbation mode):
+            a known water layer is not inverted.
+        water_velocity: c₀ above ``water_depth`` (m/s); 0 keeps the start's values
+            (a smoothed start smears the water into the sediments below it).
     """
 
     mode: str = "perturbation"
@@ -73,16 +92,31 @@ class VelocityNetOptions:
     activation: str = "tanh"
     fourier_features: int | None = None
     fourier_scale: float = 2.0
+    water_depth: float = 0.0
+    water_velocity: float = 0.0
+    grid_spacing: float = 40.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("perturbation", "bounds"):
-            raise ConfigError(
-                f"velocity mode must be 'perturbation' or 'bounds', got {self.mode!r}"
-            )
+        if self.water_depth < 0 or self.water_velocity < 0:
+            raise ConfigError("water_depth (m) and water_velocity (m/s) must be >= 0")
+        if self.mode not in VELOCITY_MODES:
+            raise ConfigError(f"velocity mode must be one of {VELOCITY_MODES}, got {self.mode!r}")
+        if not self.grid_spacing > 0:
+            raise ConfigError(f"grid_spacing must be positive (m), got {self.grid_spacing}")
         if not 0 < self.max_perturbation < 1:
             raise ConfigError(f"max_perturbation must lie in (0, 1), got {self.max_perturbation}")
         if not 0 < self.c_min < self.c_max:
             raise ConfigError(f"need 0 < c_min < c_max, got {self.c_min}, {self.c_max}")
+
+
+def with_water(start: VelocityModel, options: VelocityNetOptions) -> VelocityModel:
+    """``start`` ``[nz, nx]`` with ``options.water_velocity`` (m/s) in the rows above
+    ``options.water_depth`` (m); unchanged without both."""
+    if not (options.water_depth > 0 and options.water_velocity > 0):
+        return start
+    values = start.values.copy()
+    values[start.z < options.water_depth] = options.water_velocity
+    return dataclasses.replace(start, values=values)
 
 
 class VelocityNet(nn.Module):
@@ -103,9 +137,25 @@ class VelocityNet(nn.Module):
         super().__init__()
         self.options = o = options or VelocityNetOptions()
         self.scales = scales
-        if o.mode == "perturbation" and start is None:
+        if o.mode != "bounds" and start is None:
             raise ConfigError("a perturbation velocity network needs a starting model")
-        self.start = GridVelocity(start) if start is not None else None
+        self.start = GridVelocity(with_water(start, o)) if start is not None else None
+        if o.mode == "grid":
+            assert start is not None
+            x_end, z_end = (
+                start.x0 + (start.nx - 1) * start.dx,
+                start.z0 + (start.nz - 1) * start.dz,
+            )
+            nxc = max(2, int(np.ceil((x_end - start.x0) / o.grid_spacing - 1e-9)) + 1)
+            nzc = max(2, int(np.ceil((z_end - start.z0) / o.grid_spacing - 1e-9)) + 1)
+            self.grid = (
+                start.x0,
+                start.z0,
+                (x_end - start.x0) / (nxc - 1),
+                (z_end - start.z0) / (nzc - 1),
+            )
+            self.nodes = nn.Parameter(torch.zeros(nzc, nxc))
+            return
         self.net = MLP(2, 1, o.width, o.depth, o.activation, o.fourier_features, o.fourier_scale)
         last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
         nn.init.zeros_(last.weight)
@@ -113,14 +163,19 @@ class VelocityNet(nn.Module):
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         """c ``[N]`` (m/s) at ``x``, ``z`` ``[N]`` (m)."""
-        s = self.scales
-        xy = torch.stack([(x - s.xc) / s.lx, (z - s.zc) / s.lz], dim=1)
-        n = self.net(xy)[:, 0]
         o = self.options
+        if o.mode == "grid":
+            n = bilinear(self.nodes, *self.grid, x, z)
+        else:
+            s = self.scales
+            n = self.net(torch.stack([(x - s.xc) / s.lx, (z - s.zc) / s.lz], dim=1))[:, 0]
         if o.mode == "bounds":
             return o.c_min + (o.c_max - o.c_min) * torch.sigmoid(n)
         assert self.start is not None
-        return self.start(x, z) * (1 + o.max_perturbation * torch.tanh(n))
+        dc = o.max_perturbation * torch.tanh(n)
+        if o.water_depth > 0:
+            dc = torch.where(z < o.water_depth, torch.zeros_like(dc), dc)
+        return self.start(x, z) * (1 + dc)
 
     @torch.no_grad()
     def to_model(self, like: VelocityModel) -> VelocityModel:

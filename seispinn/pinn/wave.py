@@ -30,6 +30,7 @@ __all__ = [
     "WaveDerivatives",
     "MultiShotWavefield",
     "gaussian_source_density",
+    "scattered_residual",
 ]
 
 
@@ -82,6 +83,8 @@ class WavefieldNet(nn.Module):
         exact_ic: impose the initial condition through the network's form.
         shot_input: take ``[N, 4]`` points whose 4th column is the source's x (m),
             one network for every shot of a line; derivatives stay in (x, z, t).
+        zero_start: the last layer starts at zero, so u ≡ 0 at step 0 (a
+            scattered field, whose step 0 is the background's prediction).
     """
 
     def __init__(
@@ -95,12 +98,17 @@ class WavefieldNet(nn.Module):
         fourier_scale: float = 1.0,
         exact_ic: bool = True,
         shot_input: bool = False,
+        zero_start: bool = False,
     ) -> None:
         super().__init__()
         self.scales = scales
         self.exact_ic = exact_ic
         n_in = 4 if shot_input else 3
         self.net = MLP(n_in, 1, width, depth, activation, fourier_features, fourier_scale)
+        if zero_start:
+            last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, points: Tensor) -> Tensor:
         """u ``[N]`` at physical points ``[N, 3]`` (``[N, 4]`` with ``shot_input``)."""
@@ -143,6 +151,21 @@ class WavefieldNet(nn.Module):
             t = x[:, 2]
             n, n_t = t * t * n, 2 * t * n + t * t * n_t
         return self.scales.u_scale * n, self.scales.u_scale * n_t / self.scales.t_max
+
+    def gradient(self, points: Tensor) -> Tensor:
+        """(u_x, u_z, u_t) ``[N, 3]`` at physical points ``[N, 3]`` (u/m, u/m, u/s)."""
+        s = self.scales
+        x = s.to_unit(points)
+        jet = mlp_jet(self.net, x, dims=3)
+        n, grad = jet.value[:, 0], jet.first[:, :, 0]
+        if self.exact_ic:
+            t = x[:, 2]
+            dt_term = 2 * t * n
+            grad = t[:, None] ** 2 * grad + torch.stack(
+                [torch.zeros_like(t), torch.zeros_like(t), dt_term], 1
+            )
+        size = grad.new_tensor([s.lx, s.lz, s.t_max])
+        return s.u_scale * grad / size
 
 
 class MultiShotWavefield(nn.Module):
@@ -222,6 +245,19 @@ class MultiShotWavefield(nn.Module):
                 u, u_t = u.index_put((idx,), a), u_t.index_put((idx,), b)
         return u, u_t
 
+    def gradient(self, points: Tensor, shot: Tensor) -> Tensor:
+        """(u_x, u_z, u_t) ``[N, 3]`` at points ``[N, 3]`` of shots ``shot`` ``[N]``."""
+        if self.mode == "shared":
+            return self.nets[0].gradient(self._shared_input(points, shot))
+        if len(self.nets) == 1:
+            return self.nets[0].gradient(points)
+        out = points.new_zeros(points.shape[0], 3)
+        for k, net in enumerate(self.nets):
+            idx = (shot == k).nonzero()[:, 0]
+            if idx.numel():
+                out = out.index_put((idx,), net.gradient(points[idx]))
+        return out
+
 
 def gaussian_source_density(points: Tensor, xs: Tensor, zs: Tensor, source: Source) -> Tensor:
     """s(x, z, t) ``[N]`` at physical points ``[N, 3]`` of ``source`` fired at ``xs``,
@@ -236,3 +272,11 @@ def gaussian_source_density(points: Tensor, xs: Tensor, zs: Tensor, source: Sour
 def wave_residual(u_tt: Tensor, laplacian: Tensor, c: Tensor, s: Tensor) -> Tensor:
     """r = u_tt − c² (∇²u − s): zero where u solves ∇²u − u_tt/c² = s. All ``[N]``."""
     return u_tt - c**2 * (laplacian - s)
+
+
+def scattered_residual(
+    du_tt: Tensor, du_laplacian: Tensor, c: Tensor, c0: Tensor, u0_tt: Tensor
+) -> Tensor:
+    """r = δu_tt − c² ∇²δu − (c²/c0² − 1) · u0_tt: the residual of u = u0 + δu, with
+    u0 the wavefield in c0 (``u0_tt = c0²(∇²u0 − s)``), free of the source. All ``[N]``."""
+    return du_tt - c**2 * du_laplacian - ((c / c0) ** 2 - 1) * u0_tt

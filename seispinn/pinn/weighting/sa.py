@@ -186,6 +186,8 @@ class SelfAdaptiveMask(PointWeighting):
         o, rate = self.options, self.options.rate * self.lr_factor
         if o.optimizer == "scaled":
             mean = float(sq_b.double().mean())
+            if not mean > 0:  # an exact solution so far (a scattered field's step 0)
+                return
             beta = _SCALE_BETA if float(self.r2_scale) > 0 else 0.0
             self.r2_scale.mul_(beta).add_((1 - beta) * mean)
             self.lam[ids_b] = lam + rate * slope * sq_b / max(float(self.r2_scale), 1e-300)

@@ -1,0 +1,87 @@
+"""The background of the scattered-field formulation: u0_tt of every shot in the
+starting model c0, on the model grid, interpolated to collocation points.
+
+With u0 the finite-difference wavefield of a shot in c0 (``u0_tt = c0²(∇²u0 − s)``)
+and ``u = u0 + δu``, the residual ``r = u_tt − c²(∇²u − s)`` becomes (METHOD §3)::
+
+    r = δu_tt − c² ∇²δu − (c²/c0² − 1) · u0_tt
+
+with no source term: the network learns δu alone. Only ``u0_tt`` and ``c0`` are
+needed at the points; both live here, as grids, so the PINN never calls the
+finite-difference solver (the experiment computes u0 and hands it over).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seispinn.errors import ConfigError
+from seispinn.models import VelocityModel
+from seispinn.pinn.velocity import GridVelocity
+
+__all__ = ["Background", "second_time_derivative"]
+
+
+def second_time_derivative(u: np.ndarray, dt: float) -> np.ndarray:
+    """u_tt ``[time, ...]`` of samples ``u`` ``[time, ...]`` spaced ``dt`` (s): the
+    centred second difference, one-sided (second order) at both ends."""
+    if u.shape[0] < 4:
+        raise ConfigError(f"need at least 4 time samples for u_tt, got {u.shape[0]}")
+    out = np.empty_like(u)
+    out[1:-1] = (u[2:] - 2 * u[1:-1] + u[:-2]) / dt**2
+    out[0] = (2 * u[0] - 5 * u[1] + 4 * u[2] - u[3]) / dt**2
+    out[-1] = (2 * u[-1] - 5 * u[-2] + 4 * u[-3] - u[-4]) / dt**2
+    return out
+
+
+class Background(nn.Module):
+    """u0_tt ``[shot, time, nz, nx]`` on ``model``'s grid at times ``k·dt`` (s), and
+    the background velocity c0 of that grid.
+
+    Args:
+        model: the background velocity c0 ``[nz, nx]`` (m/s); its grid is u0's grid.
+        u_tt: ``[shot, time, nz, nx]`` second time derivative of u0 (units of u / s²).
+        dt: the time step of ``u_tt``'s samples (s), the first at t = 0.
+    """
+
+    def __init__(self, model: VelocityModel, u_tt: np.ndarray, dt: float) -> None:
+        super().__init__()
+        if u_tt.ndim != 4 or u_tt.shape[2:] != model.shape:
+            raise ConfigError(
+                f"background u_tt must be [shot, time, {model.nz}, {model.nx}], got {u_tt.shape}"
+            )
+        if u_tt.shape[1] < 2 or not dt > 0:
+            raise ConfigError("the background needs at least two time samples and dt > 0")
+        self.register_buffer("u_tt", torch.from_numpy(np.ascontiguousarray(u_tt, np.float32)))
+        self.velocity = GridVelocity(model)
+        self.x0, self.z0, self.dx, self.dz, self.dt = model.x0, model.z0, model.dx, model.dz, dt
+
+    def c0(self, points: Tensor) -> Tensor:
+        """c0 ``[N]`` (m/s) at physical points ``[N, 3]``."""
+        return self.velocity(points[:, 0], points[:, 1])
+
+    def u0_tt(self, points: Tensor, shot: Tensor) -> Tensor:
+        """u0_tt ``[N]`` at physical points ``[N, 3]`` of shots ``[N]``: trilinear in
+        (t, z, x); outside the grid or the record, the nearest sample."""
+        _, nt, nz, nx = self.u_tt.shape
+        ft, it, wt = _cell((points[:, 2]) / self.dt, nt)
+        fz, iz, wz = _cell((points[:, 1] - self.z0) / self.dz, nz)
+        fx, ix, wx = _cell((points[:, 0] - self.x0) / self.dx, nx)
+        del ft, fz, fx
+        v = self.u_tt
+        out = points.new_zeros(points.shape[0])
+        for a, wa in ((it, 1 - wt), (it + 1, wt)):
+            for b, wb in ((iz, 1 - wz), (iz + 1, wz)):
+                for c, wc in ((ix, 1 - wx), (ix + 1, wx)):
+                    out = out + wa * wb * wc * v[shot, a, b, c]
+        return out
+
+
+def _cell(f: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Fractional index ``f`` clamped to ``[0, n − 1]``, its lower node (≤ n − 2)
+    and the weight of the upper node."""
+    f = f.clamp(0, n - 1)
+    i = f.floor().long().clamp(max=n - 2)
+    return f, i, f - i
