@@ -206,7 +206,7 @@ def compare(
     report = CompareReport(rows, out, models)
     write_table(rows, out)
     _figures(report, inputs, held, run_dirs)
-    _markdown(report, config, run_dirs)
+    _markdown(report, config, run_dirs, variants)
     return report
 
 
@@ -290,22 +290,22 @@ def _figures(
         residual_gamma_figure(d).savefig(fig_dir / f"residual_gamma_{label}.png", dpi=110)
 
 
-def _formulation(label: str, config: InvertConfig) -> str:
-    head = label.rsplit("_seed", 1)[0]
-    return head.split("-", 1)[0] if "-" in head else config.physics.formulation
-
-
-def _markdown(report: CompareReport, config: InvertConfig, run_dirs: dict[str, Path]) -> None:
+def _markdown(
+    report: CompareReport,
+    config: InvertConfig,
+    run_dirs: dict[str, Path],
+    variants: list[tuple[str, InvertConfig]],
+) -> None:
     pinn = [k for k in run_dirs if k != "fwi"]
+    forms = sorted({cfg.physics.formulation for _, cfg in variants})
+    names = sorted({cfg.weighting.name for _, cfg in variants})
     lines = [
         "# seispinn comparison report",
         "",
         f"Data: {config.data.survey or config.data.shots}; "
         f"{config.training.steps * config.physics.rounds} PINN steps per run"
         f" ({config.physics.rounds} round(s) of {config.training.steps}); "
-        f"PINN formulation(s) {', '.join(sorted({_formulation(k, config) for k in pinn}))}; "
-        "per-point weightings "
-        f"{', '.join(sorted({k.rsplit('_seed', 1)[0].split('-')[-1] for k in pinn}))}"
+        f"PINN formulation(s) {', '.join(forms)}; per-point weightings {', '.join(names)}"
         + (
             "; conventional FWI baseline (Deepwave, multiscale preconditioned L-BFGS, "
             "see runs/fwi/bands.json and runs/fwi/fwi.png)."

@@ -324,7 +324,12 @@ def check_memory(config: InvertConfig, inputs: InversionInputs, device: str | No
     them) on ``inputs``' shapes; raises when the run would not fit."""
     dev = resolve_device(device)
     check_fits(stored_estimate(config, inputs.gathers, inputs.start), dev, "the run")
-    check_fits(inversion_problem(config, inputs, dev).memory_estimate(), dev, "the run")
+    # A step of the scattered form is the total form's plus an interpolation per
+    # point; its background is in the stored estimate. Sizing it as the total form
+    # spares computing the background with Deepwave just to throw it away.
+    physics = dataclasses.replace(config.physics, formulation="total")
+    sizing = dataclasses.replace(config, physics=physics)
+    check_fits(inversion_problem(sizing, inputs, dev).memory_estimate(), dev, "the run")
 
 
 def _start_model(d: DataConfig, true: VelocityModel | None) -> VelocityModel:
@@ -402,23 +407,23 @@ def inversion_problem(
     box = Box(float(start.x[0]), float(start.x[-1]), float(start.z[0]), float(start.z[-1]), t_max)
     held = holdout_mask(g, config.data.holdout_every)
     use = ~held & g.receiver_mask
-    background, fitted, ratio = None, g, 1.0
+    pts, shot, observed = _data_samples(g, use, t_max, config.data.time_stride)
+    background, fitted, ratio = None, observed, 1.0
     if config.physics.formulation == "scattered":
         background, d0 = background_wavefield(start, inputs, t_max, config.physics)
-        fitted = dataclasses.replace(g, data=g.data - d0)
-        ratio = _rms(fitted.data[use]) / (_rms(g.data[use]) or 1.0)
-    pts, shot, obs = _data_samples(fitted, use, t_max, config.data.time_stride)
-    _, _, observed = _data_samples(g, use, t_max, config.data.time_stride)
+        d0 = dataclasses.replace(g, data=d0)
+        fitted = observed - _data_samples(d0, use, t_max, config.data.time_stride)[2]
+        ratio = _rms(fitted) / (_rms(observed) or 1.0)
     data = TraceSamples(
         torch.tensor(pts, dtype=torch.float32),
         torch.tensor(shot, dtype=torch.long),
-        torch.tensor(obs, dtype=torch.float32),
+        torch.tensor(fitted, dtype=torch.float32),
     )
     real = g.receiver_mask
     return WaveProblem(
         box=box,
         shots=Shots(tuple(g.source_x.tolist()), tuple(g.source_z.tolist()), src),
-        make_velocity=lambda scales: VelocityNet(scales, inputs.start, config.velocity),
+        make_velocity=lambda scales: VelocityNet(scales, start, config.velocity),
         network=config.network,
         collocation=config.collocation,
         weighting=config.weighting,
@@ -657,7 +662,7 @@ def _rounds(
     go to ``run_dir/gamma`` numbered by the global step. ``resume`` skips the rounds
     that are done and resumes the one that is not."""
     rounds, steps = config.physics.rounds, config.training.steps
-    current, history = inputs, []
+    current, history, seconds = inputs, [], 0.0
     run: PINNRun | None = None
     model = inputs.start
     for k in range(rounds):
@@ -666,7 +671,9 @@ def _rounds(
         if resume and done is not None and done.exists() and k < rounds - 1:
             model = dataclasses.replace(inputs.start, values=np.load(done))
             current = dataclasses.replace(inputs, start=model)
-            history += json.loads((sub / "history.json").read_text())  # type: ignore[operator]
+            done_history = json.loads((sub / "history.json").read_text())  # type: ignore[operator]
+            history += done_history
+            seconds += done_history[-1]["seconds"] if done_history else 0.0
             continue
         here = current
         run = run_problem(
@@ -687,26 +694,15 @@ def _rounds(
             write_text_atomic(sub / "history.json", json.dumps(offset))  # type: ignore[operator]
             _save_npy_atomic(done, model.values)
         history += offset
+        seconds += offset[-1]["seconds"] if offset else 0.0  # every rank has its history
         current = dataclasses.replace(inputs, start=model)
     assert run is not None
     if rounds > 1:
-        seconds = sum(_round_seconds(h) for h in _by_round(history))  # per-round clocks
         run.history = history
         run.metrics.update(steps=steps * rounds, train_seconds=seconds, rounds=rounds)
         if run_dir is not None and is_main():
             write_text_atomic(run_dir / "history.json", json.dumps(history, indent=1))
     return run, model
-
-
-def _by_round(history: list[dict[str, float]]) -> list[list[dict[str, float]]]:
-    rounds: dict[float, list[dict[str, float]]] = {}
-    for h in history:
-        rounds.setdefault(h.get("round", 0), []).append(h)
-    return list(rounds.values())
-
-
-def _round_seconds(records: list[dict[str, float]]) -> float:
-    return float(records[-1]["seconds"]) if records else 0.0
 
 
 def _save_npy_atomic(path: Path, values: np.ndarray) -> None:

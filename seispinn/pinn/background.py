@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from seispinn.errors import ConfigError
 from seispinn.models import VelocityModel
-from seispinn.pinn.velocity import GridVelocity
+from seispinn.pinn.velocity import GridVelocity, grid_cell
 
 __all__ = ["Background", "second_time_derivative"]
 
@@ -66,10 +66,9 @@ class Background(nn.Module):
         """u0_tt ``[N]`` at physical points ``[N, 3]`` of shots ``[N]``: trilinear in
         (t, z, x); outside the grid or the record, the nearest sample."""
         _, nt, nz, nx = self.u_tt.shape
-        ft, it, wt = _cell((points[:, 2]) / self.dt, nt)
-        fz, iz, wz = _cell((points[:, 1] - self.z0) / self.dz, nz)
-        fx, ix, wx = _cell((points[:, 0] - self.x0) / self.dx, nx)
-        del ft, fz, fx
+        it, wt = grid_cell(points[:, 2] / self.dt, nt)
+        iz, wz = grid_cell((points[:, 1] - self.z0) / self.dz, nz)
+        ix, wx = grid_cell((points[:, 0] - self.x0) / self.dx, nx)
         v = self.u_tt
         out = points.new_zeros(points.shape[0])
         for a, wa in ((it, 1 - wt), (it + 1, wt)):
@@ -77,11 +76,3 @@ class Background(nn.Module):
                 for c, wc in ((ix, 1 - wx), (ix + 1, wx)):
                     out = out + wa * wb * wc * v[shot, a, b, c]
         return out
-
-
-def _cell(f: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Fractional index ``f`` clamped to ``[0, n − 1]``, its lower node (≤ n − 2)
-    and the weight of the upper node."""
-    f = f.clamp(0, n - 1)
-    i = f.floor().long().clamp(max=n - 2)
-    return f, i, f - i

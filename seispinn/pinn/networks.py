@@ -121,5 +121,13 @@ class MLP(nn.Module):
                 nn.init.xavier_normal_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    def zero_output(self) -> MLP:
+        """Zero the last layer, so the network starts at exactly 0 (a perturbation or
+        a scattered field that must start from its background). Returns ``self``."""
+        last = [m for m in self.layers if isinstance(m, nn.Linear)][-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        return self
+
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)

@@ -378,26 +378,22 @@ class WaveProblem:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 7)
         u = torch.rand(n, 3, generator=gen, dtype=torch.float64)
         w, h = b.x_max - b.x_min, b.z_max - b.z_min
-        pos = u[:, 0] * 2 * (w + h)  # the perimeter, unrolled: top, right, bottom, left
-        x = torch.empty(n, dtype=torch.float64)
-        z = torch.empty(n, dtype=torch.float64)
-        normal = torch.zeros(n, 2, dtype=torch.float64)
-        sides = (
-            (pos < w, lambda p: (b.x_min + p, b.z_min + 0 * p), (0.0, -1.0)),
-            ((pos >= w) & (pos < w + h), lambda p: (b.x_max + 0 * p, b.z_min + p - w), (1.0, 0.0)),
-            (
-                (pos >= w + h) & (pos < 2 * w + h),
-                lambda p: (b.x_max - (p - w - h), b.z_max + 0 * p),
-                (0.0, 1.0),
-            ),
-            (pos >= 2 * w + h, lambda p: (b.x_min + 0 * p, b.z_max - (p - 2 * w - h)), (-1.0, 0.0)),
+        # The perimeter unrolled clockwise (top, right, bottom, left): each side's
+        # start on it, its first corner, its direction and its outward normal.
+        f64 = torch.float64
+        begin = torch.tensor([0.0, w, w + h, 2 * w + h], dtype=f64)
+        corner = torch.tensor(
+            [[b.x_min, b.z_min], [b.x_max, b.z_min], [b.x_max, b.z_max], [b.x_min, b.z_max]],
+            dtype=f64,
         )
-        for mask, where, nrm in sides:
-            x[mask], z[mask] = where(pos[mask])
-            normal[mask] = torch.tensor(nrm, dtype=torch.float64)
-        pts = torch.stack([x, z, u[:, 1] * b.t_max], 1).float().to(self.device)
+        direction = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]], dtype=f64)
+        normal = torch.tensor([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+        pos = u[:, 0] * 2 * (w + h)
+        side = torch.bucketize(pos, begin[1:], right=True)
+        xz = corner[side] + (pos - begin[side])[:, None] * direction[side]
+        pts = torch.cat([xz, u[:, 1:2] * b.t_max], 1).float().to(self.device)
         shot = (u[:, 2] * len(self.shots)).long().clamp(max=len(self.shots) - 1)
-        return pts, shot.to(self.device), normal.float().to(self.device)
+        return pts, shot.to(self.device), normal[side].to(self.device)
 
     def edge_residual(self, points: Tensor, shot: Tensor, normal: Tensor) -> Tensor:
         """The one-way condition u_t + c ∂u/∂n ``[E]`` at edge points ``[E, 3]`` of shots

@@ -26,7 +26,14 @@ from seispinn.models import VelocityModel
 from seispinn.pinn.networks import MLP
 from seispinn.pinn.wave import Scales
 
-__all__ = ["GridVelocity", "VelocityNetOptions", "VelocityNet", "with_water"]
+__all__ = [
+    "GridVelocity",
+    "VelocityNetOptions",
+    "VelocityNet",
+    "bilinear",
+    "grid_cell",
+    "with_water",
+]
 
 
 class GridVelocity(nn.Module):
@@ -48,15 +55,20 @@ def bilinear(
     """``values`` ``[nz, nx]`` on the grid (x0 + i·dx, z0 + j·dz) at ``x``, ``z`` ``[N]``
     (m), bilinearly; outside the grid, the edge value. Differentiable in ``values``."""
     nz, nx = values.shape
-    fx = ((x - x0) / dx).clamp(0, nx - 1)
-    fz = ((z - z0) / dz).clamp(0, nz - 1)
-    ix = fx.floor().long().clamp(max=nx - 2) if nx > 1 else fx.long()
-    iz = fz.floor().long().clamp(max=nz - 2) if nz > 1 else fz.long()
-    wx, wz = fx - ix, fz - iz
+    ix, wx = grid_cell((x - x0) / dx, nx)
+    iz, wz = grid_cell((z - z0) / dz, nz)
     ix1, iz1 = (ix + 1).clamp(max=nx - 1), (iz + 1).clamp(max=nz - 1)
     top = values[iz, ix] * (1 - wx) + values[iz, ix1] * wx
     bottom = values[iz1, ix] * (1 - wx) + values[iz1, ix1] * wx
     return top * (1 - wz) + bottom * wz
+
+
+def grid_cell(f: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """For fractional grid indices ``f`` ``[N]`` on ``n`` nodes, clamped to the grid:
+    the lower node of each one's cell (≤ n − 2) and the upper node's weight."""
+    f = f.clamp(0, n - 1)
+    i = f.floor().long().clamp(max=max(n - 2, 0))
+    return i, f - i
 
 
 VELOCITY_MODES = ("perturbation", "grid", "bounds")
@@ -138,28 +150,20 @@ class VelocityNet(nn.Module):
         self.options = o = options or VelocityNetOptions()
         self.scales = scales
         if o.mode != "bounds" and start is None:
-            raise ConfigError("a perturbation velocity network needs a starting model")
+            raise ConfigError(f"a {o.mode!r} velocity needs a starting model")
         self.start = GridVelocity(with_water(start, o)) if start is not None else None
         if o.mode == "grid":
             assert start is not None
-            x_end, z_end = (
-                start.x0 + (start.nx - 1) * start.dx,
-                start.z0 + (start.nz - 1) * start.dz,
-            )
-            nxc = max(2, int(np.ceil((x_end - start.x0) / o.grid_spacing - 1e-9)) + 1)
-            nzc = max(2, int(np.ceil((z_end - start.z0) / o.grid_spacing - 1e-9)) + 1)
-            self.grid = (
-                start.x0,
-                start.z0,
-                (x_end - start.x0) / (nxc - 1),
-                (z_end - start.z0) / (nzc - 1),
-            )
+            # Nodes at most grid_spacing apart, spanning the start's grid exactly.
+            x_len, z_len = (start.nx - 1) * start.dx, (start.nz - 1) * start.dz
+            nxc = max(2, int(np.ceil(x_len / o.grid_spacing - 1e-9)) + 1)
+            nzc = max(2, int(np.ceil(z_len / o.grid_spacing - 1e-9)) + 1)
+            self.grid = (start.x0, start.z0, x_len / (nxc - 1), z_len / (nzc - 1))
             self.nodes = nn.Parameter(torch.zeros(nzc, nxc))
             return
-        self.net = MLP(2, 1, o.width, o.depth, o.activation, o.fourier_features, o.fourier_scale)
-        last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        self.net = MLP(
+            2, 1, o.width, o.depth, o.activation, o.fourier_features, o.fourier_scale
+        ).zero_output()
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         """c ``[N]`` (m/s) at ``x``, ``z`` ``[N]`` (m)."""

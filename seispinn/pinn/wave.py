@@ -106,9 +106,7 @@ class WavefieldNet(nn.Module):
         n_in = 4 if shot_input else 3
         self.net = MLP(n_in, 1, width, depth, activation, fourier_features, fourier_scale)
         if zero_start:
-            last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+            self.net.zero_output()
 
     def forward(self, points: Tensor) -> Tensor:
         """u ``[N]`` at physical points ``[N, 3]`` (``[N, 4]`` with ``shot_input``)."""
@@ -157,15 +155,12 @@ class WavefieldNet(nn.Module):
         s = self.scales
         x = s.to_unit(points)
         jet = mlp_jet(self.net, x, dims=3)
-        n, grad = jet.value[:, 0], jet.first[:, :, 0]
+        n_x, n_z, n_t = jet.first[:, :, 0].unbind(1)
         if self.exact_ic:
+            # (t² N)' = t² N' in x and z, 2t N + t² N' in t.
             t = x[:, 2]
-            dt_term = 2 * t * n
-            grad = t[:, None] ** 2 * grad + torch.stack(
-                [torch.zeros_like(t), torch.zeros_like(t), dt_term], 1
-            )
-        size = grad.new_tensor([s.lx, s.lz, s.t_max])
-        return s.u_scale * grad / size
+            n_x, n_z, n_t = t * t * n_x, t * t * n_z, 2 * t * jet.value[:, 0] + t * t * n_t
+        return s.u_scale * torch.stack([n_x / s.lx, n_z / s.lz, n_t / s.t_max], 1)
 
 
 class MultiShotWavefield(nn.Module):
