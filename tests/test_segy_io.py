@@ -144,6 +144,40 @@ def test_foreign_file_coordinate_scalars(
     assert "look like m/s" in capsys.readouterr().err  # units inferred, said so
 
 
+@pytest.mark.parametrize(("scalar", "dx"), [(1, 12.5), (-10, 3.33), (1, 7.0 / 3)])
+def test_coordinates_rounded_by_their_scalar_read_as_even(
+    tmp_path: Path, scalar: int, dx: float, capsys
+) -> None:
+    """x = 0, 12, 25, 38, 50, ... (12.5 m stored in whole metres): dx from the ends."""
+    unit = scalar if scalar > 0 else 1 / -scalar
+    x = 100.0 + dx * np.arange(fx.NX)
+    ints = np.floor(x / unit + 0.5).astype(np.int64)  # half up, as a writer rounds
+    assert len(np.unique(np.diff(ints))) == 2  # really rounded
+    path = fx.write_velocity_plain(
+        tmp_path / "v.segy", fx.velocity_grid(), interval=1000, cdp_x=ints, scalar=scalar
+    )
+    got = read_velocity(path, units="m/s")
+    assert got.dx == pytest.approx(dx, abs=unit / (fx.NX - 1))
+    assert got.x0 == ints[0] * unit
+    err = capsys.readouterr().err
+    assert "rounded to whole units" in err and f"dx = {got.dx:g} m" in err
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [[12, 13, 12, 14], [12, 13, 12, 0], [12] * 20 + [13] * 19],  # the last: drift
+)
+def test_genuinely_uneven_coordinates_still_refused(tmp_path: Path, steps) -> None:
+    """Steps over one unit apart, a repeated position, or a drift away from the line
+    through the ends are not rounding."""
+    ints = np.concatenate([[0], np.cumsum(np.resize(steps, fx.NX - 1))])
+    path = fx.write_velocity_plain(
+        tmp_path / "v.segy", fx.velocity_grid(), interval=1000, cdp_x=ints, scalar=1
+    )
+    with pytest.raises(SegyError, match=r"CDP_X not evenly increasing.*pass dx="):
+        read_velocity(path, units="m/s")
+
+
 def test_sourcex_used_when_cdp_x_is_constant(tmp_path: Path) -> None:
     path = fx.write_velocity_plain(
         tmp_path / "v.segy", fx.velocity_grid(), interval=1000, cdp_x=np.arange(fx.NX) * 4
@@ -183,17 +217,20 @@ def test_foreign_ibm_kms_file_with_spacing_by_argument(files, capsys) -> None:
     assert "look like km/s" in err and str(path) in err
 
 
-def test_missing_spacing_names_the_arguments(files) -> None:
-    path = files["marmousi_like.segy"]
+def test_missing_spacing_names_the_arguments(tmp_path: Path, files) -> None:
+    path = fx.write_velocity_plain(tmp_path / "v.segy", fx.velocity_grid(), interval=0)
     with pytest.raises(SegyError) as excinfo:
-        read_velocity(path)
+        read_velocity(path, units="m/s")
     message = one_line_error(excinfo, path)
     assert "pass dx=<metres> and dz=<metres>" in message
-    assert "sample interval 0" in message
+    assert "sample interval 0" in message and "CDP_X constant" in message
     with pytest.raises(SegyError, match=r"pass dz=<metres>$"):
         read_velocity(path, dx=1.25)
     with pytest.raises(SegyError, match=r"pass dx=<metres>$"):
         read_velocity(path, dz=1.25)
+    # Marmousi2's SourceX: 1.25 m rounded to whole metres, read as even; dz missing.
+    with pytest.raises(SegyError, match=r"\(binary-header sample interval 0\); pass dz=<metres>$"):
+        read_velocity(files["marmousi_like.segy"])
 
 
 def test_trace_interval_disagreeing_with_binary_header_is_unusable(tmp_path: Path) -> None:
@@ -297,29 +334,103 @@ def test_shot_headers_follow_documented_convention(tmp_path: Path) -> None:
 )
 def test_interleaved_shots_grouped_by_header(files, name: str) -> None:
     got = read_shots(files[name])
-    counts = np.array(fx.SHOT_RECEIVERS)
+    same = name == "shots_same_position.segy"
+    # Sorted by field record (7, 3, 11 in the file); without one, by source x.
+    key = fx.SHOT_SX_CM if name == "shots_no_ffid.segy" else fx.SHOT_FFID
+    order = np.argsort(key)
+    counts = np.array(fx.SHOT_RECEIVERS)[order]
     np.testing.assert_array_equal(got.n_receivers, counts)
     assert got.data.shape == (3, counts.max(), fx.SHOT_NT)
-    same = name == "shots_same_position.segy"
     it = np.arange(fx.SHOT_NT)
-    for s, n in enumerate(counts):
+    for k, (s, n) in enumerate(zip(order, counts, strict=True)):
         for r in range(n):
-            np.testing.assert_array_equal(got.data[s, r], fx.shot_value(s, r, it))
-            assert got.receiver_x[s, r] == fx.receiver_x_cm(s, r) / 100
-            assert got.receiver_z[s, r] == -fx.receiver_elevation_dm(s, r) / 10
-        assert not np.any(got.data[s, n:])  # padding is zero
-        assert np.all(np.isnan(got.receiver_x[s, n:]))
-        assert got.source_x[s] == fx.SHOT_SX_CM[0 if same else s] / 100
-        assert got.source_z[s] == fx.SHOT_SDEPTH_DM[0 if same else s] / 10
+            np.testing.assert_array_equal(got.data[k, r], fx.shot_value(s, r, it))
+            assert got.receiver_x[k, r] == fx.receiver_x_cm(s, r) / 100
+            assert got.receiver_z[k, r] == -fx.receiver_elevation_dm(s, r) / 10
+        assert not np.any(got.data[k, n:])  # padding is zero
+        assert np.all(np.isnan(got.receiver_x[k, n:]))
+        assert got.source_x[k] == fx.SHOT_SX_CM[0 if same else s] / 100
+        assert got.source_z[k] == fx.SHOT_SDEPTH_DM[0 if same else s] / 10
     assert got.dt == fx.SHOT_DT_US / 1e6
     assert got.t0 == fx.SHOT_DELAY_MS / 1000
 
 
-def test_shots_need_dt_when_headers_have_none(files) -> None:
-    path = files["marmousi_like.segy"]
+def _foreign_shots(path: Path, channels: bool) -> Path:
+    """Two shots as another tool may write them: field record 20 first, receivers in
+    no order (x 200, 400, 100, 300 m), numbered from the far end (channel 1 at
+    400 m) when ``channels``. Sample value = field record + receiver x / 1000."""
+    rows = [(ffid, x) for ffid in (20, 10) for x in (200, 400, 100, 300)]
+    with fx._create(path, len(rows), 8) as f:
+        for k, (ffid, x) in enumerate(rows):
+            f.trace[k] = np.full(8, ffid + x / 1000, dtype=np.float32)
+            f.header[k] = {
+                TraceField.FieldRecord: ffid,
+                TraceField.TraceNumber: (500 - x) // 100 if channels else 0,
+                TraceField.SourceX: 5 * ffid,
+                TraceField.GroupX: x,
+                TraceField.SourceGroupScalar: 1,
+                TraceField.TRACE_SAMPLE_INTERVAL: 1000,
+            }
+        f.bin.update({BinField.Interval: 1000})
+    return path
+
+
+def test_shots_sorted_by_field_record_and_receivers_by_position(tmp_path: Path) -> None:
+    got = read_shots(_foreign_shots(tmp_path / "p.segy", channels=False))
+    np.testing.assert_array_equal(got.source_x, [50.0, 100.0])  # field record 10 first
+    np.testing.assert_array_equal(got.receiver_x, [[100, 200, 300, 400]] * 2)
+    np.testing.assert_allclose(
+        got.data[:, :, 0], [[10.1, 10.2, 10.3, 10.4], [20.1, 20.2, 20.3, 20.4]], rtol=1e-6
+    )
+
+
+def test_receivers_in_channel_order_when_channels_are_numbered(tmp_path: Path) -> None:
+    got = read_shots(_foreign_shots(tmp_path / "c.segy", channels=True))
+    np.testing.assert_array_equal(got.source_x, [50.0, 100.0])
+    np.testing.assert_array_equal(got.receiver_x, [[400, 300, 200, 100]] * 2)
+    np.testing.assert_allclose(got.data[0, :, 0], [10.4, 10.3, 10.2, 10.1], rtol=1e-6)
+
+
+def test_shots_need_dt_when_headers_have_none(tmp_path: Path) -> None:
+    path = _foreign_shots(tmp_path / "s.segy", channels=False)
+    with segyio.open(str(path), "r+", ignore_geometry=True) as f:
+        f.bin.update({BinField.Interval: 0})
+        for i in range(f.tracecount):
+            f.header[i] = {TraceField.TRACE_SAMPLE_INTERVAL: 0}
     with pytest.raises(SegyError, match=r"pass dt=<seconds>$"):
         read_shots(path)
     assert read_shots(path, dt=0.004).dt == 0.004
+
+
+def test_a_file_of_the_other_kind_is_refused_by_name(files, tmp_path: Path) -> None:
+    """A velocity model read as shot gathers and the reverse: one line saying what the
+    file looks like, from another tool and from seispinn."""
+    model = files["marmousi_like.segy"]
+    with pytest.raises(SegyError) as excinfo:
+        read_shots(model, dt=0.004)
+    assert "looks like a velocity model" in one_line_error(excinfo, model)
+    shots = files["shots_interleaved.segy"]
+    with pytest.raises(SegyError) as excinfo:
+        read_velocity(shots, dx=10.0, dz=10.0)
+    assert "looks like shot gathers (3 shots" in one_line_error(excinfo, shots)
+    ours = write_velocity(tmp_path / "v.segy", VelocityModel(fx.velocity_grid(), 5.0, 5.0))
+    with pytest.raises(SegyError, match="is a seispinn velocity model, not shot gathers"):
+        read_shots(ours)
+    gathers = write_shots(tmp_path / "g.segy", make_gathers(ibm_exact=True))
+    with pytest.raises(SegyError, match="looks like shot gathers"):
+        read_velocity(gathers)
+    # A model with blank position headers is still a model: nothing shares a source.
+    blank = fx.write_velocity_plain(tmp_path / "b.segy", fx.velocity_grid(), interval=1000)
+    assert read_velocity(blank, dx=5.0, units="m/s").shape == (fx.NZ, fx.NX)
+    # Nor is one whose only x is GroupX (one blank 'source' at many receiver x): its
+    # spacing is usable and its samples positive.
+    only = fx.write_velocity_plain(
+        tmp_path / "g.segy", fx.velocity_grid(), interval=1000, cdp_x=5 * np.arange(fx.NX)
+    )
+    with segyio.open(str(only), "r+", ignore_geometry=True) as f:
+        for i in range(fx.NX):
+            f.header[i] = {TraceField.CDP_X: 0, TraceField.SourceX: 0}
+    assert read_velocity(only, units="m/s").dx == 5.0
 
 
 # --- bad input ----------------------------------------------------------------------
@@ -431,14 +542,16 @@ def test_summarise_velocity_and_shots(files, tmp_path: Path) -> None:
     assert (s.kind, s.n_shots, s.dt, s.t0, s.dx) == ("shot gathers", 3, 0.002, 0.1, None)
 
     s = summarise(files["marmousi_like.segy"])
+    # 39 steps of 1.25 m rounded to whole metres: 49 m, so dx = 49/39 m (±1/39 m).
     assert (s.kind, s.units_guess, s.dx, s.dz, s.format_name) == (
         "velocity model",
         "km/s",
-        None,
+        49 / 39,
         None,
         "4-byte IBM float",
     )
     assert any("sample interval 0" in note for note in s.notes)
+    assert any("rounded to whole units" in note for note in s.notes)
 
 
 @pytest.fixture()
@@ -466,7 +579,8 @@ def test_cli_info(files, cli_main, capsys) -> None:
 def test_cli_info_without_spacing_says_what_to_pass(files, capsys) -> None:
     summary = summarise(files["marmousi_like.segy"])
     text = info_cli.format_summary(summary)
-    assert "pass --dx" in text and "pass --dz" in text and "look like km/s" in text
+    assert "pass --dz" in text and "look like km/s" in text
+    assert "pass --dx" not in text and "rounded to whole units" in text
 
 
 @pytest.mark.parametrize("name", ["truncated.segy", "not_segy.txt", "empty.segy"])

@@ -63,6 +63,8 @@ def override_items(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]
         value = getattr(args, name, None)
         if value is not None:
             items.append((f"--{name} {value}", {"training": {name: value}}))
+    if getattr(args, "tensorboard", False):
+        items.append(("--tensorboard", {"training": {"tensorboard": True}}))
     return items
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from seispinn.config import parse_overrides
 
-__all__ = ["add_training_arguments", "training_overrides"]
+__all__ = ["add_training_arguments", "add_tensorboard_argument", "training_overrides"]
 
 
 def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example: str) -> None:
@@ -33,6 +33,16 @@ def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example
         "--resume", action="store_true", help="continue from the run folder's checkpoint"
     )
     p.add_argument("--device", help="torch device (default: cuda if available)")
+    add_tensorboard_argument(p)
+
+
+def add_tensorboard_argument(p: argparse.ArgumentParser) -> None:
+    """``--tensorboard``: the shortcut for ``--set training.tensorboard=true``."""
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard events (RUN_DIR/tensorboard; needs the tensorboard package)",
+    )
 
 
 def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,4 +55,6 @@ def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("training", {})["steps"] = args.steps
     if args.seed is not None:
         overrides.setdefault("training", {})["seed"] = args.seed
+    if args.tensorboard:
+        overrides.setdefault("training", {})["tensorboard"] = True
     return overrides

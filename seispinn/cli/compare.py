@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from seispinn.cli._checks import check_device, check_run_dir, load_blamed, override_items
+from seispinn.cli._training import add_tensorboard_argument
 from seispinn.cli.invert import check_data_files
 from seispinn.config import parse_overrides
 from seispinn.errors import ConfigError
@@ -53,6 +54,7 @@ def add_compare_arguments(
         help="override a value",
     )
     p.add_argument("--device", help="torch device (default: cuda if available)")
+    add_tensorboard_argument(p)
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -70,6 +72,8 @@ def run_compare(args: argparse.Namespace) -> Path:
     overrides = parse_overrides(args.set)
     if args.steps is not None:
         overrides.setdefault("training", {})["steps"] = args.steps
+    if args.tensorboard:
+        overrides.setdefault("training", {})["tensorboard"] = True
     config = load_blamed(load_invert_config, args.config, overrides, override_items(args))
     check_run_dir(args.out, "--out")
     check_device(args.device)

@@ -106,9 +106,9 @@ def _spacing(
 ) -> str:
     if given is not None:
         return f"{given:g} m (given)" + (f"; headers say {found:g} m" if found is not None else "")
-    if found is not None:
-        return f"{found:g} m (headers)"
     why = next((n.split(": ", 1)[1] for n in notes if n.startswith(f"{axis}: ")), "")
+    if found is not None:
+        return f"{found:g} m (headers" + (f": {why})" if why else ")")
     return f"not in the headers ({why}); pass {flag}" if why else f"unknown; pass {flag}"
 
 

@@ -25,7 +25,7 @@ from seispinn.acquisition import Acquisition, Source
 from seispinn.config import load_sections
 from seispinn.diagnostics.measures import relative_l2
 from seispinn.errors import ConfigError
-from seispinn.experiments.run import WAVE_WEIGHTING, check_network_names, run_problem
+from seispinn.experiments.run import WAVE_WEIGHTING, check_training, run_problem
 from seispinn.memory import MemoryEstimate, point_parts
 from seispinn.modelling.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.models import VelocityModel
@@ -160,7 +160,7 @@ def load_forward_config(
     (``{"weighting": {"sa": {"lr": 1e-3}}}``, see :func:`seispinn.config.parse_overrides`)."""
     config = load_sections(ForwardConfig(), _SECTIONS, path, overrides)
     where = str(path) if path is not None else "config"
-    check_network_names(config.training, ("wavefield",), where)
+    check_training(config.training, ("wavefield",), where)
     _check(config, where)
     return config
 

@@ -35,7 +35,8 @@ from seispinn.errors import ConfigError, ModelError
 from seispinn.experiments.run import (
     WAVE_WEIGHTING,
     PINNRun,
-    check_network_names,
+    SnapshotExtras,
+    check_training,
     resolve_device,
     run_problem,
 )
@@ -196,7 +197,7 @@ def load_invert_config(
     current folder; the default survey, relative to the checkout's ``examples``."""
     # [data] starts afresh: a file naming its shots must not inherit the default survey.
     config = load_sections(InvertConfig(), _SECTIONS, path, overrides, fresh=frozenset({"data"}))
-    check_network_names(config.training, ("wavefield", "velocity"), str(path or "config"))
+    check_training(config.training, ("wavefield", "velocity"), str(path or "config"))
     given = read_toml(path).get("data", {}) if path is not None else {}
     overridden = (overrides or {}).get("data", {})
     d = config.data
@@ -687,6 +688,8 @@ def _rounds(
             device=device,
             gamma_dir=run_dir / "gamma" if run_dir is not None else None,
             step_offset=k * steps,
+            tensorboard_dir=run_dir / "tensorboard" if run_dir is not None else None,
+            snapshot_extras=_velocity_extras(inputs),
         )
         model = run.problem.velocity.to_model(inputs.start)
         offset = [dict(h, step=h["step"] + k * steps, round=k) for h in run.history]
@@ -703,6 +706,20 @@ def _rounds(
         if run_dir is not None and is_main():
             write_text_atomic(run_dir / "history.json", json.dumps(history, indent=1))
     return run, model
+
+
+def _velocity_extras(inputs: InversionInputs) -> SnapshotExtras:
+    """The velocity ``[nz, nx]`` as an image and, with a known truth, its error."""
+
+    def extras(problem: WaveProblem) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        values = problem.velocity.to_model(inputs.start).values
+        scalars = {}
+        if inputs.true is not None:
+            scores = velocity_scores(values, inputs.start.values, inputs.true.values)
+            scalars["velocity/error"] = scores["velocity_error"]
+        return {"velocity/model": values}, scalars
+
+    return extras
 
 
 def _save_npy_atomic(path: Path, values: np.ndarray) -> None:

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
+from seispinn.diagnostics.tensorboard import TensorBoardLog, check_available, open_log
 from seispinn.errors import ConfigError
 from seispinn.memory import MemoryEstimate, check_fits
 from seispinn.pinn.distributed import is_main
@@ -27,7 +29,14 @@ from seispinn.pinn.problem import WaveProblem
 from seispinn.pinn.training import TrainOptions, train
 from seispinn.pinn.weighting import GradNormOptions, WeightingOptions
 
-__all__ = ["WAVE_WEIGHTING", "PINNRun", "check_network_names", "resolve_device", "run_problem"]
+__all__ = [
+    "WAVE_WEIGHTING",
+    "PINNRun",
+    "SnapshotExtras",
+    "check_training",
+    "resolve_device",
+    "run_problem",
+]
 
 #: The wave recipes' weighting (forward and inversion): the strategy defaults, but
 #: grad-norm refreshed every 50 steps, as the recipes were measured; the strategy's
@@ -46,9 +55,27 @@ class PINNRun:
     metrics: dict[str, Any]
 
 
-def check_network_names(training: TrainOptions, networks: tuple[str, ...], where: str) -> None:
-    """``[training] frozen_until`` and ``lr_scale`` may name only the run's trained
-    networks: checked when the config is read, before any data are simulated."""
+#: ``problem -> (images {tag: [H, W]}, scalars {tag: value})`` at a γ snapshot.
+SnapshotExtras = Callable[[WaveProblem], tuple[dict[str, np.ndarray], dict[str, float]]]
+
+
+def _open_log(
+    training: TrainOptions, run_dir: Path | None, folder: Path | None, step_offset: int
+) -> TensorBoardLog | None:
+    if not training.tensorboard:
+        return None
+    folder = folder if folder is not None else (run_dir / "tensorboard" if run_dir else None)
+    if folder is None:
+        raise ConfigError("[training] tensorboard = true needs a run folder for its events")
+    return open_log(folder, step_offset)
+
+
+def check_training(training: TrainOptions, networks: tuple[str, ...], where: str) -> None:
+    """Checked when the config is read, before any data are simulated: ``[training]
+    frozen_until`` and ``lr_scale`` name only the run's trained networks, and
+    ``tensorboard = true`` has its package."""
+    if training.tensorboard:
+        check_available()
     for key in ("frozen_until", "lr_scale"):
         unknown = sorted(set(getattr(training, key)) - set(networks))
         if unknown:
@@ -75,6 +102,8 @@ def run_problem(
     device: str | None = None,
     gamma_dir: Path | None = None,
     step_offset: int = 0,
+    tensorboard_dir: Path | None = None,
+    snapshot_extras: SnapshotExtras | None = None,
 ) -> PINNRun:
     """Build the problem with ``build(device)`` and train it.
 
@@ -90,6 +119,10 @@ def run_problem(
         gamma_dir: where γ snapshots go (default ``run_dir/gamma``).
         step_offset: added to the step of every γ snapshot (a later round of a
             multi-round inversion continues the first round's step count).
+        tensorboard_dir: where ``training.tensorboard`` events go (default
+            ``run_dir/tensorboard``).
+        snapshot_extras: ``problem -> (images, scalars)`` logged with every γ
+            snapshot to TensorBoard (an inversion's velocity and its error).
     """
     dev = resolve_device(device)
     check_fits(stored, dev, "the run")  # before the points are allocated
@@ -103,20 +136,34 @@ def run_problem(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
 
-    def snapshot(step: int) -> None:
+    log = _open_log(training, run_dir, tensorboard_dir, step_offset) if main else None
+
+    def snapshot(step: int) -> GammaSnapshot:
+        k = step + step_offset
+        snap = problem.gamma_snapshot(k)
         if gammas is not None:
-            k = step + step_offset
-            problem.gamma_snapshot(k).save(gammas / f"step_{k:06d}.npz")
+            snap.save(gammas / f"step_{k:06d}.npz")
+        if log is not None:
+            log.snapshot(snap, *(snapshot_extras(problem) if snapshot_extras else ({}, {})))
+        return snap
 
     t0 = time.perf_counter()
-    history = train(problem, training, run_dir, resume=resume, on_snapshot=snapshot)
-    seconds = time.perf_counter() - t0
-    if not main:  # rank 0 scores and writes
-        return PINNRun(problem, history, None, {})
-    end = training.steps + step_offset
-    final = problem.gamma_snapshot(end)
-    if gammas is not None:
-        final.save(gammas / f"step_{end:06d}.npz")
+    try:
+        history = train(
+            problem,
+            training,
+            run_dir,
+            resume=resume,
+            on_snapshot=snapshot if (gammas is not None or log is not None) else None,
+            on_record=log.record if log is not None else None,
+        )
+        seconds = time.perf_counter() - t0
+        if not main:  # rank 0 scores and writes
+            return PINNRun(problem, history, None, {})
+        final = snapshot(training.steps)
+    finally:
+        if log is not None:
+            log.close()
     last = history[-1] if history else {}
     metrics: dict[str, Any] = {
         "weighting": weighting,

@@ -19,7 +19,10 @@ Velocity model (one trace per x position, samples along depth):
 * x of trace ``i``: ``CDP_X`` (bytes 181-184), also written to ``SourceX`` (73)
   and ``GroupX`` (81), scaled by ``SourceGroupScalar`` (71). ``dx`` is their
   (exactly even) step and ``x0`` the first trace's x. Reading uses the first of
-  CDP_X, SourceX, GroupX that is evenly spaced and increasing.
+  CDP_X, SourceX, GroupX that is evenly spaced and increasing, or an even
+  spacing rounded to whole stored units (steps differing by at most one unit,
+  no value more than one unit off the line through the ends): then dx is
+  (last - first) / (n - 1) and the reader prints a note.
 * ``dz``: the sample interval (binary header 3217, also trace header 117) holds
   dz in millimetres, i.e. the depth axis is stored like a time axis with
   1 ms = 1 m (the usual Seismic Unix / Madagascar habit for depth sections):
@@ -42,7 +45,11 @@ Shot gathers (one trace per source-receiver pair):
 
 * Traces are grouped into shots by ``FieldRecord`` (9) *and* source position,
   never by their order in the file, so interleaved shots are fine. Shots come
-  out in order of first appearance in the file; receivers in file order.
+  out sorted as seismic tools sort them: by ``FieldRecord``, then source x, y,
+  z, so ``data[0]`` is the lowest field record. Receivers within a shot are
+  sorted by ``TraceNumber`` (13, the channel) when it is positive and distinct
+  within every shot, else by receiver x, then z (a line's gather plots as a
+  gather; a vertical array reads top down). Traces keep their own positions.
 * x: ``SourceX`` (73) and ``GroupX`` (81) scaled by ``SourceGroupScalar`` (71);
   y is ignored (2-D).
 * Depth z (positive down, seispinn's convention) scaled by ``ElevationScalar``
@@ -114,6 +121,7 @@ class _Spacing:
     value: float | None
     origin: float | None
     why: str = ""  # why value (or origin) is unusable
+    note: str = ""  # how value was found, when a reader should say so
 
 
 def read_velocity(
@@ -146,10 +154,16 @@ def read_velocity(
     factor = _units_factor(shown, units)
     with low.opened(path) as (layout, f):
         text = low.text_values(f)
+        geometry = _trace_geometry(f)
         xs = _x_axis(layout, f, text)
+        _refuse_shots_as_model(shown, text, geometry, dx is None and xs.value is None)
         zs = _z_axis(layout, f, text)
         _require(shown, dx, dz, z0, xs, zs)
+        if dx is None and xs.note:
+            print(f"seispinn: note: {shown}: {xs.note}", file=sys.stderr)
         values = _read_columns(layout, f)
+    if float(values.min(initial=np.inf)) <= 0:  # NaN compares False: VelocityModel says it
+        _refuse_shots_as_model(shown, text, geometry, True)
     if factor is None:
         factor = _guess_units(shown, values, text)
     if factor != 1.0:
@@ -236,16 +250,40 @@ def _x_axis(layout: low.Layout, f: segyio.SegyFile, text: dict[str, str]) -> _Sp
         if np.all(steps == 0):
             problems.append(f"{name} constant")
             continue
+        total, n = int(ints[-1] - ints[0]), layout.traces - 1
+        # One division of exact integers: dx = 1.25 written as 125/-100 reads back as 1.25.
+        step = total * scalar / n if scalar > 0 else total / (max(-scalar, 1) * n)
+        x0 = float(low.decode(ints[0], scalar))
         if np.all(steps == steps[0]) and steps[0] > 0:
-            # One division of exact integers: dx = 1.25 written as 125/-100 reads back as 1.25.
-            total, n = int(ints[-1] - ints[0]), layout.traces - 1
-            step = total * scalar / n if scalar > 0 else total / (max(-scalar, 1) * n)
-            return _Spacing(step, float(low.decode(ints[0], scalar)))
+            return _Spacing(step, x0)
+        if _rounded_even(ints):
+            note = (
+                f"{name} steps {int(steps.min())}-{int(steps.max())} (units of "
+                f"{_unit(scalar)} m) read as an even spacing rounded to whole units: "
+                f"dx = {step:g} m from the first and last trace"
+            )
+            return _Spacing(step, x0, note=note)
         bad = int(np.flatnonzero(steps != steps[0])[0]) if np.any(steps != steps[0]) else 0
         problems.append(
             f"{name} not evenly increasing (traces {bad + 1}-{bad + 2} step {int(steps[bad])})"
         )
     return _Spacing(None, None, ", ".join(problems))
+
+
+def _rounded_even(ints: np.ndarray) -> bool:
+    """True when stored coordinates ``[trace]`` are an increasing even spacing rounded
+    to whole units: steps differ by at most one unit and no value is more than one
+    unit off the line through the first and last."""
+    steps = np.diff(ints)
+    if steps.min() <= 0 or steps.max() - steps.min() > 1:
+        return False
+    line = np.linspace(float(ints[0]), float(ints[-1]), ints.size)
+    return bool(np.abs(ints - line).max() <= 1.0)
+
+
+def _unit(scalar: int) -> str:
+    """The stored unit of a coordinate scalar, as a factor ('1', '0.01', '10')."""
+    return f"{scalar:g}" if scalar > 0 else f"{1 / max(-scalar, 1):g}"
 
 
 def _exact_x(
@@ -426,8 +464,8 @@ class _TraceGeometry:
     source_z: np.ndarray
     receiver_x: np.ndarray
     receiver_z: np.ndarray
-    shot: np.ndarray  # [trace] shot index, shots numbered by first appearance
-    slot: np.ndarray  # [trace] receiver index within its shot, in file order
+    shot: np.ndarray  # [trace] shot index, shots sorted by field record and source position
+    slot: np.ndarray  # [trace] receiver index within its shot (channel or position order)
     counts: np.ndarray  # [shot] receivers per shot
 
 
@@ -441,8 +479,10 @@ def read_shots(path: PathLike, *, dt: float | None = None) -> ShotGathers:
 
     Returns:
         ``ShotGathers``: ``data`` ``[shot, receiver, time]`` float32, positions in
-        metres (z = depth, positive down), ``dt``/``t0`` in seconds. Shots are in
-        order of first appearance; see the module docstring for the headers.
+        metres (z = depth, positive down), ``dt``/``t0`` in seconds. Shots are
+        sorted by field record, then source position; receivers by channel number,
+        or by position when the channels are missing or repeated (see the module
+        docstring).
 
     Raises:
         SegyError: unreadable file, no usable dt, NaN/inf samples.
@@ -450,6 +490,11 @@ def read_shots(path: PathLike, *, dt: float | None = None) -> ShotGathers:
     shown = os.fspath(path)
     with low.opened(path) as (layout, f):
         text = low.text_values(f)
+        if text.get("KIND") == "VELOCITY":
+            raise fail(
+                shown, "is a seispinn velocity model, not shot gathers; read it with read_velocity"
+            )
+        geometry = _trace_geometry(f)
         header_dt, why_dt = _interval(layout, f, text, "DT", per_unit=1_000_000)
         t0, why_t0 = _delay(layout, f, text, "T0", per_unit=1000)
         if t0 is None:
@@ -458,8 +503,8 @@ def read_shots(path: PathLike, *, dt: float | None = None) -> ShotGathers:
             raise fail(
                 shown, f"has no usable time sampling in its headers ({why_dt}); pass dt=<seconds>"
             )
-        geometry = _trace_geometry(f)
         data = _scatter_traces(layout, f, geometry)
+    _refuse_model_values(shown, data, geometry)
     return _gathers(shown, data, geometry, dt if dt is not None else header_dt, t0)
 
 
@@ -474,21 +519,30 @@ def _trace_geometry(f: segyio.SegyFile) -> _TraceGeometry:
     sz = low.decode(h(TraceField.SourceDepth) - h(TraceField.SourceSurfaceElevation), z_scalar)
     rx = low.decode(h(TraceField.GroupX), xy_scalar)
     rz = low.decode(-h(TraceField.ReceiverGroupElevation), z_scalar)
-    shot = _group(np.column_stack([h(TraceField.FieldRecord), sx, sy, sz]))
+    # np.unique sorts its rows: shots come out by field record, then source x, y, z.
+    keys = np.column_stack([h(TraceField.FieldRecord), sx, sy, sz])
+    shot = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
     counts = np.bincount(shot)
-    order = np.argsort(shot, kind="stable")
+    order = np.lexsort(
+        (np.arange(shot.size), *_receiver_keys(shot, h(TraceField.TraceNumber), rx, rz))
+    )
     starts = np.cumsum(counts) - counts
     slot = np.empty_like(shot)
     slot[order] = np.arange(shot.size) - starts[shot[order]]
     return _TraceGeometry(sx, sz, rx, rz, shot, slot, counts)
 
 
-def _group(keys: np.ndarray) -> np.ndarray:
-    """``[trace]`` group index of each row of ``keys``, groups numbered by first appearance."""
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first)] = np.arange(first.size)
-    return rank[inverse.reshape(-1)]
+def _receiver_keys(
+    shot: np.ndarray, channel: np.ndarray, rx: np.ndarray, rz: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Sort keys for the traces, least significant first (``np.lexsort``'s order):
+    shot, then the channel number (TraceNumber) when it is positive and distinct
+    within every shot, else the receiver's x, then z."""
+    pairs = np.column_stack([shot, channel])
+    channels_usable = np.all(channel > 0) and len(np.unique(pairs, axis=0)) == shot.size
+    if channels_usable:
+        return channel, shot
+    return rz, rx, shot
 
 
 def _scatter_traces(layout: low.Layout, f: segyio.SegyFile, g: _TraceGeometry) -> np.ndarray:
@@ -663,9 +717,10 @@ def summarise(path: PathLike) -> SegySummary:
         xs, zs = _x_axis(layout, f, text), _z_axis(layout, f, text)
         dt, why_dt = _interval(layout, f, text, "DT", per_unit=1_000_000)
         t0, _ = _delay(layout, f, text, "T0", per_unit=1000)
-        n_shots = int(_trace_geometry(f).counts.size)
+        geometry = _trace_geometry(f)
+        n_shots = int(geometry.counts.size)
         vmin, vmax, mean, nonfinite = _value_stats(layout, f)
-    kind = _kind(text, layout.traces, n_shots, vmin, vmax, nonfinite)
+    kind = _kind(text, _shares_sources(geometry), vmin, vmax, nonfinite)
     notes = []
     if kind == "shot gathers":
         if dt is None:
@@ -674,6 +729,8 @@ def summarise(path: PathLike) -> SegySummary:
     else:
         if xs.value is None and xs.why:
             notes.append(f"x: {xs.why}")
+        if xs.note:
+            notes.append(f"x: {xs.note}")
         if zs.value is None and zs.why:
             notes.append(f"depth: {zs.why}")
         if kind == "velocity model":
@@ -727,15 +784,52 @@ def _value_stats(layout: low.Layout, f: segyio.SegyFile) -> tuple[float, float, 
 
 
 def _kind(
-    text: dict[str, str], traces: int, n_shots: int, vmin: float, vmax: float, nonfinite: int
+    text: dict[str, str], shares_sources: bool, vmin: float, vmax: float, nonfinite: int
 ) -> str:
     if text.get("KIND") == "VELOCITY":
         return "velocity model"
     if text.get("KIND") == "SHOTS":
         return "shot gathers"
-    if traces >= 2 * n_shots:
-        return "shot gathers"  # several traces share a source
+    if shares_sources:
+        return "shot gathers"
     # One trace per position; plausible velocities (km/s, m/s or ft/s) say "model".
     if nonfinite == 0 and vmin > 0 and vmax < 30000:
         return "velocity model"
     return "section"
+
+
+def _shares_sources(g: _TraceGeometry) -> bool:
+    """True when some source (field record and position) has traces at two or more
+    receiver positions: the mark of shot gathers. A model written with constant
+    source and receiver headers has one 'source' with one receiver position."""
+    receivers = np.column_stack([g.shot, g.receiver_x, g.receiver_z])
+    return len(np.unique(receivers, axis=0)) > g.counts.size
+
+
+def _refuse_shots_as_model(
+    shown: str, text: dict[str, str], g: _TraceGeometry, unusable: bool
+) -> None:
+    """Refuse shot gathers given as a velocity model: seispinn's own shot file, or
+    traces that share sources (:func:`_shares_sources`) where that evidence is not
+    contradicted — the x spacing is ``unusable`` or the samples are not all positive
+    (a model written with only GroupX set also 'shares' a blank source)."""
+    if text.get("KIND") == "SHOTS" or (
+        text.get("KIND") != "VELOCITY" and unusable and _shares_sources(g)
+    ):
+        raise fail(
+            shown,
+            f"looks like shot gathers ({g.counts.size} shots, up to {int(g.counts.max())} "
+            "receivers each), not a velocity model; read it with read_shots",
+        )
+
+
+def _refuse_model_values(shown: str, data: np.ndarray, g: _TraceGeometry) -> None:
+    """Refuse as shot gathers a file with one trace per source and no sample <= 0:
+    a velocity model (seismograms swing both ways)."""
+    if g.counts.size > 1 and not _shares_sources(g) and float(data.min()) > 0:
+        raise fail(
+            shown,
+            f"looks like a velocity model (one trace per position, {g.counts.size} traces, "
+            f"samples {float(data.min()):g}..{float(data.max()):g}, none negative), not shot "
+            "gathers; read it with read_velocity",
+        )

@@ -55,6 +55,11 @@ class ModellingOptions:
         accuracy: spatial finite-difference order (2, 4, 6 or 8).
         pml_width: absorbing layer width in cells.
         device: torch device string; ``None`` picks CUDA when available.
+        interpolation_halfwidth: half-width in cells of the Kaiser-windowed sinc
+            (Hicks) that places off-node point sources and receivers. Deepwave's
+            default 4 loses 0.7 % of an off-node receiver's amplitude (relative
+            error 7e-3 against the analytic trace, 1.3e-2 with the source off-node
+            too); 8 is as accurate as on-node points (docs/modelling.md).
     """
 
     source_sigma: float | None = None
@@ -62,12 +67,17 @@ class ModellingOptions:
     accuracy: int = 8
     pml_width: int = 40
     device: str | None = None
+    interpolation_halfwidth: int = 8
 
     def __post_init__(self) -> None:
         if self.accuracy not in (2, 4, 6, 8):
             raise ModelError(f"accuracy must be 2, 4, 6 or 8, got {self.accuracy}")
         if self.pml_width < 0:
             raise ModelError(f"pml_width must be >= 0 cells, got {self.pml_width}")
+        if not 1 <= self.interpolation_halfwidth <= 10:
+            raise ModelError(
+                f"interpolation_halfwidth must be 1-10 cells, got {self.interpolation_halfwidth}"
+            )
         if self.source_sigma is not None and not self.source_sigma > 0:
             raise ModelError(f"source_sigma must be positive (m), got {self.source_sigma}")
 
@@ -118,6 +128,10 @@ def modelling_device(options: ModellingOptions) -> torch.device:
             )
         return torch.device(options.device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# Within this many cells of a node, Deepwave takes a point as on the node.
+_ON_NODE = 1e-5
 
 
 def _sources(
@@ -180,6 +194,25 @@ def _receivers(model: VelocityModel, acq: Acquisition, shots: np.ndarray) -> tor
     return torch.from_numpy(loc)
 
 
+def fitting_halfwidth(
+    locations: list[torch.Tensor], shape: tuple[int, int], options: ModellingOptions
+) -> int:
+    """The largest interpolation half-width up to ``options.interpolation_halfwidth``
+    whose windows around every off-node point (``[..., 2]`` grid coordinates, z then
+    x) stay inside a model of ``shape`` (Deepwave refuses a window that reaches past
+    an absorbing edge; a free surface folds it back). At least 1."""
+    halfwidth = options.interpolation_halfwidth
+    for dim, size in enumerate(shape):
+        c = torch.cat([loc[..., dim].reshape(-1) for loc in locations]).double()
+        cell = c[(c - c.round()).abs() >= _ON_NODE].floor()
+        if cell.numel() == 0:
+            continue
+        if not (dim == 0 and options.free_surface):
+            halfwidth = min(halfwidth, int(cell.min()) + 1)
+        halfwidth = min(halfwidth, size - 1 - int(cell.max()))
+    return max(halfwidth, 1)
+
+
 def _propagate(
     model: VelocityModel,
     acq: Acquisition,
@@ -222,6 +255,8 @@ def propagate(
     dev = modelling_device(options)
     amp, src_loc = _sources(model, acq, options, shots, wavelet)
     rec_loc = _receivers(model, acq, shots)
+    points = [rec_loc] + ([src_loc] if options.source_sigma is None else [])
+    halfwidth = fitting_halfwidth(points, model.shape, options)
     v = torch.from_numpy(model.values).to(dev) if velocity is None else velocity.to(dev)
     dtype = v.dtype if v.dtype == torch.float64 else torch.float32
     # Deepwave orders faces as [dim0 begin, dim0 end, dim1 begin, dim1 end]; dim0 is z.
@@ -244,6 +279,7 @@ def propagate(
             pml_freq=acq.freq,
             forward_callback=callback,
             callback_frequency=1,
+            location_interpolation_halfwidth=halfwidth,
         )
     return out[-1]
 

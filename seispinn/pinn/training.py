@@ -71,6 +71,9 @@ class TrainOptions:
             good checkpoint this many times, each time with the learning rates (θ's
             and SA's λ ascent) multiplied by ``retry_lr_factor``; 0: stop at once.
         retry_lr_factor: learning-rate factor per retry, in (0, 1).
+        tensorboard: also write the history and the γ snapshots as TensorBoard
+            events (``RUN_DIR/tensorboard``; see :mod:`seispinn.diagnostics.tensorboard`;
+            needs the optional ``tensorboard`` package).
     """
 
     steps: int = 2000
@@ -91,6 +94,7 @@ class TrainOptions:
     compile: bool = False
     divergence_retries: int = 0
     retry_lr_factor: float = 0.5
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lbfgs_steps < 0:
@@ -313,8 +317,13 @@ def _anneal(
 
 
 class _History:
-    def __init__(self, records: list[dict[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        records: list[dict[str, float]] | None = None,
+        on_record: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
         self.records = records or []
+        self.on_record = on_record
 
     def add(
         self,
@@ -323,12 +332,16 @@ class _History:
         weights: dict[str, float],
         seconds: float,
         weighting: PointWeighting,
+        lrs: dict[str, float] | None = None,
     ) -> dict[str, float]:
         rec = {"step": step, "seconds": seconds}
         rec.update({f"loss_{k}": float(v.detach()) for k, v in terms.items()})
         rec.update({f"weight_{k}": v for k, v in weights.items()})
+        rec.update({f"lr_{k}": v for k, v in (lrs or {}).items()})
         rec.update({f"points_{k}": v for k, v in weighting.diagnostics().items()})
         self.records.append(rec)
+        if self.on_record is not None:
+            self.on_record(rec)
         return rec
 
 
@@ -339,6 +352,7 @@ def train(
     *,
     resume: bool = False,
     on_snapshot: Callable[[int], None] | None = None,
+    on_record: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``problem``; return the history (one record per ``log_every`` steps).
 
@@ -348,13 +362,16 @@ def train(
     term stops with :class:`TrainingError` naming the step, the term and the
     last good checkpoint (:class:`Diverged`), after ``divergence_retries`` retries
     from it with smaller learning rates. ``on_snapshot(step)`` is called every
-    ``snapshot_every`` steps (e.g. to save the γ field).
+    ``snapshot_every`` steps (e.g. to save the γ field), ``on_record(record)`` with
+    every history record as it is made (e.g. a TensorBoard log).
     """
     with compiled_jets(options.compile, problem.trainable().values()):
         lr_factor = None  # None: the checkpoint's (1 for a fresh run)
         for retry in range(options.divergence_retries + 1):
             try:
-                return _train(problem, options, run_dir, resume, on_snapshot, lr_factor)
+                return _train(
+                    problem, options, run_dir, resume, (on_snapshot, on_record), lr_factor
+                )
             except Diverged as exc:
                 if retry == options.divergence_retries or exc.checkpoint is None:
                     raise
@@ -377,9 +394,10 @@ def _train(
     options: TrainOptions,
     run_dir: Path | None,
     resume: bool,
-    on_snapshot: Callable[[int], None] | None,
+    hooks: tuple[Callable[[int], None] | None, Callable[[dict[str, float]], None] | None],
     lr_factor: float | None,
 ) -> list[dict[str, float]]:
+    on_snapshot, on_record = hooks
     modules = problem.trainable()
     if shard().world > 1 and (not problem.weighting.shardable or options.anneal):
         raise ConfigError(
@@ -394,6 +412,7 @@ def _train(
         )
     groups = [
         {
+            "name": name,
             "params": [p for p in m.parameters() if p.requires_grad],
             "lr_scale": float(options.lr_scale.get(name, 1.0)),
             "frozen_until": int(options.frozen_until.get(name, 0)),
@@ -403,7 +422,7 @@ def _train(
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=options.lr)
     weights = {k: float(v) for k, v in options.term_weights.items()}
-    history = _History()
+    history = _History(on_record=on_record)
     start, elapsed = 0, 0.0
     ckpt = run_dir / "checkpoint.pt" if run_dir else None
     if resume:
@@ -416,7 +435,7 @@ def _train(
             problem.weighting.load_state_dict(state["weighting"])
             opt.load_state_dict(state["optimizer"])
             weights = {k: float(v) for k, v in state["term_weights"].items()}
-            history = _History(json.loads(state["history"]))
+            history = _History(json.loads(state["history"]), on_record)
             start, elapsed = int(state["step"]), float(state["seconds"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             # Another network size, weighting or point count than the run that wrote it.
@@ -482,7 +501,8 @@ def _train(
             elapsed += time.perf_counter() - t0
             done = step + 1
             if step % options.log_every == 0 or done == options.steps:
-                rec = history.add(step, terms, weights, elapsed, problem.weighting)
+                lrs = {g.get("name", f"group{i}"): g["lr"] for i, g in enumerate(opt.param_groups)}
+                rec = history.add(step, terms, weights, elapsed, problem.weighting, lrs)
                 bar.set_postfix(
                     {k[5:]: f"{v:.3g}" for k, v in rec.items() if k.startswith("loss_")}
                 )
