@@ -303,3 +303,43 @@ def test_grid_velocity_keeps_the_water_and_its_bounds():
         net.nodes[2, 3] = 1.0
     mid = net(torch.tensor([350.0]), torch.tensor([200.0]))
     assert float(mid.detach()) == pytest.approx(2000.0 * (1 + 0.3 * np.tanh(0.5)), rel=1e-5)
+
+
+def _pde_gradients(problem) -> dict[str, torch.Tensor]:
+    for module in problem.trainable().values():
+        module.zero_grad()
+    problem.losses(0).terms["pde"].backward()
+    return {
+        name: torch.cat([p.grad.flatten() for p in m.parameters()])
+        for name, m in problem.trainable().items()
+    }
+
+
+def test_an_unmasked_velocity_sees_the_unweighted_residual(surface_inputs):
+    """weighting.mask_velocity = false: the velocity's PDE gradient is uniform's, the
+    wavefield's is the mask's; the loss itself is unchanged."""
+    base = _scattered()
+    grads, losses = {}, {}
+    cases = (("sa", "sa", True), ("unmasked", "sa", False), ("uniform", "uniform", True))
+    for label, name, masked in cases:
+        weighting = dataclasses.replace(base.weighting, name=name, mask_velocity=masked)
+        config = dataclasses.replace(base, weighting=weighting)
+        problem = inversion_problem(config, surface_inputs, torch.device("cpu"))
+        torch.manual_seed(3)
+        with torch.no_grad():
+            for p in problem.trainable()["velocity"].parameters():
+                p.add_(0.3 * torch.randn_like(p))  # a velocity off c0: r != 0
+            for p in problem.wavefield.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+            if name == "sa":  # a mask far from uniform
+                problem.weighting.lam.copy_(torch.rand(len(problem.points)) * 3)
+        losses[label] = float(problem.losses(0).terms["pde"].detach())
+        grads[label] = _pde_gradients(problem)
+
+    def close(a, b):
+        return float((a - b).norm() / b.norm())
+
+    assert losses["unmasked"] == losses["sa"]
+    assert close(grads["unmasked"]["wavefield"], grads["sa"]["wavefield"]) < 1e-6
+    assert close(grads["unmasked"]["velocity"], grads["uniform"]["velocity"]) < 1e-5
+    assert close(grads["sa"]["velocity"], grads["uniform"]["velocity"]) > 0.1

@@ -39,7 +39,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sa-mask", choices=("sigmoid", "square", "softplus"), help="SA mask m(λ)")
     p.add_argument("--sa-init", type=float, help="initial λ of SA")
     p.add_argument(
-        "--sa-optimizer", choices=("scaled", "sgd", "adam"), help="SA ascent (default scaled)"
+        "--sa-optimizer",
+        choices=("scaled", "bounded", "sgd", "adam"),
+        help="SA ascent (default scaled)",
     )
     p.add_argument("--sa-lr", type=float, help="SA ascent learning rate")
     p.add_argument(

@@ -161,6 +161,12 @@ class PhysicsOptions:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
 
 
+def scale_gradient(x: Tensor, factor: Tensor) -> Tensor:
+    """``x`` unchanged, with the gradient that flows back through it multiplied by
+    ``factor`` (broadcast against ``x``)."""
+    return x.detach() + factor * (x - x.detach())
+
+
 POINT_SOURCE_REFUSED = (
     "[source] sigma = 0 (a point source) is for finite differences only: "
     "the PINN's source term needs a width sigma > 0 (m)"
@@ -342,11 +348,18 @@ class WaveProblem:
 
     # ------------------------------------------------------------------ the terms
 
-    def residual(self, points: Tensor, shot: Tensor) -> Tensor:
-        """PDE residual ``[N]`` at physical points ``[N, 3]`` of shots ``[N]`` (U/T²)."""
+    def residual(
+        self, points: Tensor, shot: Tensor, velocity_gradient: Tensor | None = None
+    ) -> Tensor:
+        """PDE residual ``[N]`` at physical points ``[N, 3]`` of shots ``[N]`` (U/T²).
+
+        ``velocity_gradient`` ``[N]``: factors on the gradient that reaches the
+        velocity through each point (the residual's value is unchanged)."""
         s = self.shots.source
         der = self.wavefield.derivatives(points, shot)
         c = self.velocity(points[:, 0], points[:, 1])
+        if velocity_gradient is not None:
+            c = scale_gradient(c, velocity_gradient)
         if self.background is not None and self.physics.formulation == "scattered":
             bg = self.background
             r = scattered_residual(
@@ -427,7 +440,10 @@ class WaveProblem:
         batch = batch_ids(step, len(self.points), c.batch_size, seed).to(self.device)
         ids = batch[sh.owns(self._owner(batch, self.points.shot))]  # this rank's share
         pts, shot = self.points.points[ids], self.points.shot[ids]
-        sq = self.residual(pts, shot) ** 2
+        unmask = None
+        if not w.mask_velocity and "velocity" in self.trainable():
+            unmask = 1.0 / self.weighting.weights(ids).clamp_min(torch.finfo(torch.float32).tiny)
+        sq = self.residual(pts, shot, unmask) ** 2
         causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
         terms = {"pde": self.weighting.weighted_loss(sq * causal, ids, len(batch))}
         if self.ic_points is not None:

@@ -143,6 +143,11 @@ class WeightingOptions:
         sa: self-adaptive masks' options (:class:`SAOptions`).
         gradnorm: grad-norm weighting's options (:class:`GradNormOptions`).
         rba: residual-based attention's options (:class:`RBAOptions`).
+        mask_velocity: when false, the velocity's gradient from the PDE term is the
+            unweighted one (``mean_i r_i ∂r_i/∂c``): the per-point weights shape only
+            the wavefield's fit. A mask that concentrates on the largest residuals
+            makes the velocity a weighted least-squares fit dominated by the points
+            the wavefield fits worst (docs/inversion.md).
     """
 
     name: str = field(default="sa", metadata={"choices": STRATEGIES, "what": "strategy"})
@@ -151,6 +156,7 @@ class WeightingOptions:
     sa: SAOptions = field(default_factory=SAOptions)
     gradnorm: GradNormOptions = field(default_factory=GradNormOptions)
     rba: RBAOptions = field(default_factory=RBAOptions)
+    mask_velocity: bool = True
 
     def __post_init__(self) -> None:
         _check_name(self.name)

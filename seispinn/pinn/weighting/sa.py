@@ -9,6 +9,10 @@ moving every λ) and so that the step can be made unit-free (METHOD §1):
 - ``'scaled'`` (the default): ``λ_i ← λ_i + η m'(λ_i) r_i² / R``, R a running mean
   of the batch's mean r². A larger residual climbs faster; scaling every residual
   by k leaves the trajectory unchanged; the batch size does not enter.
+- ``'bounded'``: ``λ_i ← λ_i + η m'(λ_i) q_i``, ``q_i = r_i² / (r_i² + R)`` in [0, 1):
+  the same order as the scaled step (a larger residual climbs faster, unit-free),
+  but a point's step per visit is at most ``η m'(λ_i)`` however large its residual,
+  so a point source whose residual is thousands of times the mean cannot run away.
 - ``'sgd'``: plain ascent on the loss, ``λ_i ← λ_i + η m'(λ_i) r_i² / B`` (the
   step carries the residual's units).
 - ``'adam'``: Adam on ∂L/∂λ (McClenny's code), lazily: a point's moments and step
@@ -69,7 +73,7 @@ _SLOPES: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 #: The ascents of λ and their default learning rates.
-ASCENTS: dict[str, float] = {"scaled": 1e-3, "sgd": 1e-3, "adam": 5e-3}
+ASCENTS: dict[str, float] = {"scaled": 1e-3, "bounded": 1e-3, "sgd": 1e-3, "adam": 5e-3}
 
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
@@ -87,7 +91,8 @@ class SAOptions:
         init: initial λ for every point. A bounded mask's room to grow depends on
             it: sigmoid from 0 (γ = 0.5) can at most double a weight.
         optimizer: the ascent: ``'scaled'`` (unit-free plain ascent, the default),
-            ``'sgd'`` (plain ascent on the loss) or ``'adam'`` (McClenny's).
+            ``'bounded'`` (the same with the step per visit bounded), ``'sgd'``
+            (plain ascent on the loss) or ``'adam'`` (McClenny's).
         lr: the ascent's learning rate; None takes :data:`ASCENTS`' default for
             the chosen ascent (their units differ).
         normalise: divide the masks by their mean over all points (a constant for
@@ -184,13 +189,15 @@ class SelfAdaptiveMask(PointWeighting):
         lam = self.lam[ids_b]
         slope = self._slope(lam)
         o, rate = self.options, self.options.rate * self.lr_factor
-        if o.optimizer == "scaled":
+        if o.optimizer in ("scaled", "bounded"):
             mean = float(sq_b.double().mean())
             if not mean > 0:  # an exact solution so far (a scattered field's step 0)
                 return
             beta = _SCALE_BETA if float(self.r2_scale) > 0 else 0.0
             self.r2_scale.mul_(beta).add_((1 - beta) * mean)
-            self.lam[ids_b] = lam + rate * slope * sq_b / max(float(self.r2_scale), 1e-300)
+            scale = max(float(self.r2_scale), 1e-300)
+            relative = sq_b / scale if o.optimizer == "scaled" else sq_b / (sq_b + scale)
+            self.lam[ids_b] = lam + rate * slope * relative
             return
         grad = slope * sq_b / size
         if o.normalise:  # the descent's weights were divided by mean γ
