@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 from seispinn.config import parse_overrides
 from seispinn.errors import ConfigError
 
-__all__ = ["check_device", "check_resume", "check_run_dir", "load_blamed", "override_items"]
+__all__ = [
+    "check_device",
+    "check_resume",
+    "check_run_dir",
+    "load_blamed",
+    "override_items",
+    "shortcut_items",
+]
 
 T = TypeVar("T")
 
@@ -57,6 +64,14 @@ def override_items(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]
     """Each command-line override as (how it was written, its nested dict), in the
     order :func:`seispinn.cli._training.training_overrides` applies them."""
     items = [(f"--set {item}", parse_overrides([item])) for item in args.set]
+    return items + shortcut_items(args)
+
+
+def shortcut_items(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """The shortcut options a subcommand has (``--weighting``, ``--steps``, ``--seed``,
+    ``--tensorboard``) as (how written, nested dict): the one place each shortcut's
+    config key is named."""
+    items = []
     if getattr(args, "weighting", None):
         items.append((f"--weighting {args.weighting}", {"weighting": {"name": args.weighting}}))
     for name in ("steps", "seed"):

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seispinn.config import parse_overrides
+from seispinn.cli._checks import shortcut_items
+from seispinn.config import merge_overrides, parse_overrides
 
 __all__ = ["add_training_arguments", "add_tensorboard_argument", "training_overrides"]
 
@@ -47,14 +48,8 @@ def add_tensorboard_argument(p: argparse.ArgumentParser) -> None:
 
 def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Nested ``{section: {key: value}}`` overrides from ``--set`` and the shortcut
-    options (:func:`seispinn.config.parse_overrides`)."""
+    options (:func:`seispinn.config.parse_overrides`); a shortcut wins over ``--set``."""
     overrides = parse_overrides(args.set)
-    if args.weighting:
-        overrides.setdefault("weighting", {})["name"] = args.weighting
-    if args.steps is not None:
-        overrides.setdefault("training", {})["steps"] = args.steps
-    if args.seed is not None:
-        overrides.setdefault("training", {})["seed"] = args.seed
-    if args.tensorboard:
-        overrides.setdefault("training", {})["tensorboard"] = True
+    for _, item in shortcut_items(args):
+        overrides = merge_overrides(overrides, item)
     return overrides

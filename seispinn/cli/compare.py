@@ -7,9 +7,8 @@ import argparse
 from pathlib import Path
 
 from seispinn.cli._checks import check_device, check_run_dir, load_blamed, override_items
-from seispinn.cli._training import add_tensorboard_argument
+from seispinn.cli._training import add_tensorboard_argument, training_overrides
 from seispinn.cli.invert import check_data_files
-from seispinn.config import parse_overrides
 from seispinn.errors import ConfigError
 
 
@@ -69,11 +68,7 @@ def run_compare(args: argparse.Namespace) -> Path:
     from seispinn.experiments.compare import compare, markdown_table
     from seispinn.experiments.invert import load_invert_config
 
-    overrides = parse_overrides(args.set)
-    if args.steps is not None:
-        overrides.setdefault("training", {})["steps"] = args.steps
-    if args.tensorboard:
-        overrides.setdefault("training", {})["tensorboard"] = True
+    overrides = training_overrides(args)
     config = load_blamed(load_invert_config, args.config, overrides, override_items(args))
     check_run_dir(args.out, "--out")
     check_device(args.device)

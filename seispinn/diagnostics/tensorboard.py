@@ -15,11 +15,15 @@ report folder overlays its variants. The ``tensorboard`` package is optional:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seispinn.diagnostics.gamma import GammaSnapshot, bin_points, source_measures
 from seispinn.errors import ConfigError
+
+if TYPE_CHECKING:  # the package is optional: imported for real only by open_log
+    from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["TensorBoardLog", "open_log", "check_available", "image_rgb", "MISSING"]
 
@@ -55,7 +59,7 @@ def check_available() -> None:
 class TensorBoardLog:
     """Scalars and images of one run (see the module docstring)."""
 
-    def __init__(self, writer: object, step_offset: int = 0) -> None:
+    def __init__(self, writer: SummaryWriter, step_offset: int = 0) -> None:
         self.writer = writer
         self.step_offset = step_offset
 
@@ -68,7 +72,7 @@ class TensorBoardLog:
                 continue
             group, _, name = key.partition("_")
             tag = f"{group}/{name}" if name else key
-            self.writer.add_scalar(tag, float(value), step)  # type: ignore[attr-defined]
+            self.writer.add_scalar(tag, float(value), step)
 
     def snapshot(
         self,
@@ -82,18 +86,18 @@ class TensorBoardLog:
         w = self.writer
         for key, value in source_measures(snap).items():
             if np.isfinite(value):
-                w.add_scalar(f"gamma/{key}", float(value), step)  # type: ignore[attr-defined]
+                w.add_scalar(f"gamma/{key}", float(value), step)
         grid = bin_points(snap.points, snap.gamma, (GAMMA_WINDOWS, 24, 32))
         side_by_side = np.concatenate(list(grid.values), axis=1)
-        w.add_image("gamma/xz_by_time", image_rgb(side_by_side), step, dataformats="HWC")  # type: ignore[attr-defined]
+        w.add_image("gamma/xz_by_time", image_rgb(side_by_side), step, dataformats="HWC")
         for name, values in (images or {}).items():
-            w.add_image(name, image_rgb(values), step, dataformats="HWC")  # type: ignore[attr-defined]
+            w.add_image(name, image_rgb(values), step, dataformats="HWC")
         for name, value in (scalars or {}).items():
-            w.add_scalar(name, float(value), step)  # type: ignore[attr-defined]
-        w.flush()  # type: ignore[attr-defined]
+            w.add_scalar(name, float(value), step)
+        w.flush()
 
     def close(self) -> None:
-        self.writer.close()  # type: ignore[attr-defined]
+        self.writer.close()
 
 
 def image_rgb(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
