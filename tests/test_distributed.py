@@ -14,7 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
-from seispinn.pinn.training import TrainOptions, train
+from seispinn.pinn.training import TrainOptions, load_checkpoint, train
 
 SMALL = {
     "network": {"width": 16, "depth": 2},
@@ -49,6 +49,10 @@ def _worker(
         history = _train(Path(run_dir), steps, resume, overrides)
         if rank == 0:
             (Path(run_dir) / "trajectory.json").write_text(json.dumps(history))
+        else:  # training returns on every rank once rank 0's last checkpoint is written
+            saw = load_checkpoint(Path(run_dir) / "checkpoint.pt")["step"]
+            (Path(run_dir) / "rank1_saw.json").write_text(json.dumps(saw))
+        dist.barrier()  # no rank tears the group down while a peer still writes
     finally:
         dist.destroy_process_group()
 
@@ -71,6 +75,7 @@ def test_two_processes_follow_the_single_process_trajectory(tmp_path):
     one = _run(1, tmp_path / "one", 8)
     two = _run(2, tmp_path / "two", 8)
     assert len(one) == len(two) == 8
+    assert json.loads((tmp_path / "two" / "rank1_saw.json").read_text()) == 8
     torch.testing.assert_close(
         torch.tensor(_losses(two)), torch.tensor(_losses(one)), rtol=2e-4, atol=0
     )

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn.derivatives import compiled_jets
-from seispinn.pinn.distributed import all_reduce_, is_main, shard
+from seispinn.pinn.distributed import all_reduce_, barrier, is_main, shard
 from seispinn.pinn.pointgrad import PointLoss
 from seispinn.pinn.weighting import PointWeighting
 
@@ -526,6 +526,10 @@ def _train(
     if options.lbfgs_steps and start <= options.steps:
         elapsed = _lbfgs(problem, params, options, weights, history, elapsed)
         checkpoint(options.steps)
+    # Ranks leave together: rank 0's last checkpoint is on disk before any rank
+    # goes on, and no rank tears its process group down under a peer still writing
+    # (gloo aborted the early rank when it did).
+    barrier()
     return history.records
 
 
