@@ -305,6 +305,40 @@ def test_grid_velocity_keeps_the_water_and_its_bounds():
     assert float(mid.detach()) == pytest.approx(2000.0 * (1 + 0.3 * np.tanh(0.5)), rel=1e-5)
 
 
+def test_grid_velocity_constraints_measure_roughness_and_shift_below_the_water():
+    from seispinn.errors import ConfigError
+    from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
+
+    start = homogeneous(61, 41, 10.0, 2000.0)
+    options = VelocityNetOptions(
+        mode="grid", grid_spacing=100.0, water_depth=45.0, smoothness=2.0, mean_shift=3.0
+    )
+    net = VelocityNet(None, start, options)  # nodes at z = 0, 100, ... 400 m
+
+    def penalties() -> dict[str, float]:
+        return {k: float(v.detach()) for k, v in net.penalties().items()}
+
+    assert penalties() == {
+        "velocity_tv": 0.0,
+        "velocity_mean": 0.0,
+    }
+    d = 0.3 * np.tanh(0.2)  # the relative change of a node at 0.2
+    with torch.no_grad():
+        net.nodes.fill_(0.2)  # a constant shift: smooth, but shifted
+        net.nodes[0] = -5.0  # the water row: not inverted, not penalised
+    terms = penalties()
+    assert terms["velocity_tv"] == pytest.approx(0.0, abs=1e-7)
+    assert terms["velocity_mean"] == pytest.approx(3.0 * d**2, rel=1e-5)
+    with torch.no_grad():  # a checkerboard below the water: rough, no shift
+        rows = torch.arange(4)[:, None] + torch.arange(7)[None, :]
+        net.nodes[1:] = torch.where(rows % 2 == 0, 0.2, -0.2)
+    terms = penalties()
+    assert terms["velocity_mean"] < 1e-3 * 3.0 * d**2
+    assert terms["velocity_tv"] == pytest.approx(2.0 * 2 * d, rel=1e-5)
+    with pytest.raises(ConfigError, match="need mode = 'grid'"):
+        VelocityNetOptions(smoothness=1.0)
+
+
 def _pde_gradients(problem) -> dict[str, torch.Tensor]:
     for module in problem.trainable().values():
         module.zero_grad()

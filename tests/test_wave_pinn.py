@@ -106,7 +106,7 @@ def test_collocation_ids_and_near_source_share():
     assert torch.equal(epoch.sort().values, torch.arange(100))
 
 
-def _tiny(name="uniform", steps=60, exact_ic=True, **training):
+def _tiny(name="uniform", steps=60, exact_ic=True, collocation=None, **training):
     return load_forward_config(
         None,
         {
@@ -118,7 +118,12 @@ def _tiny(name="uniform", steps=60, exact_ic=True, **training):
                 "lr": 2e-3,
                 **training,
             },
-            "collocation": {"n_points": 2000, "batch_size": 500, "n_ic": 500},
+            "collocation": {
+                "n_points": 2000,
+                "batch_size": 500,
+                "n_ic": 500,
+                **(collocation or {}),
+            },
             "network": {"width": 24, "depth": 2, "exact_ic": exact_ic},
             "weighting": {"name": name},
             "reference": {"dx": 10.0, "padding": 200.0},
@@ -142,12 +147,16 @@ def test_short_run_decreases_every_loss_term(exact_ic):
         assert last[k] < first[k], k
 
 
-def test_resume_continues_the_same_trajectory(tmp_path):
+@pytest.mark.parametrize("resample_every", [0, 10])
+def test_resume_continues_the_same_trajectory(tmp_path, resample_every):
+    # With a resampled pool (events at steps 10, 20, 30) the resumed run starts at
+    # step 20, itself an event: it must rebuild the pool and restart those points.
     torch.set_num_threads(1)
-    full = _tiny("sa", steps=40)
+    pool = {"resample_every": resample_every}
+    full = _tiny("sa", steps=40, collocation=pool)
     straight = _problem(full)
     train(straight, full.training, tmp_path / "a")
-    half = _tiny("sa", steps=40)
+    half = _tiny("sa", steps=40, collocation=pool)
     first = _problem(half)
     original = first.losses
 
@@ -172,6 +181,30 @@ def test_resume_continues_the_same_trajectory(tmp_path):
     torch.testing.assert_close(
         straight.weighting.state_dict()["lam"], resumed.weighting.state_dict()["lam"]
     )
+    torch.testing.assert_close(straight.points.points, resumed.points.points)
+
+
+def test_a_resampled_pool_redraws_a_share_and_restarts_its_weights():
+    config = _tiny("sa", collocation={"resample_every": 10, "resample_fraction": 0.25})
+    problem = _problem(config)
+    first = problem.points
+    problem.weighting.lam.copy_(torch.arange(2000, dtype=torch.float32))
+    problem.losses(9)
+    assert problem.points is first  # no event yet
+    problem.losses(10)
+    moved = (problem.points.points != first.points).any(1)
+    assert int(moved.sum()) == 500  # a quarter of the pool, every coordinate fresh
+    assert torch.equal(problem.points.shot, first.shot)
+    assert torch.equal(problem.points.near_source, first.near_source)
+    assert problem.points.points[:, 2].min() >= 0 and problem.points.points[:, 2].max() <= 0.5
+    kept = torch.arange(2000.0)[~moved].mean()
+    torch.testing.assert_close(problem.weighting.lam[moved], kept.expand(500))
+    assert torch.equal(problem.weighting.lam[~moved], torch.arange(2000.0)[~moved])
+    # Two events in turn, or jumped to (a resume): the same pool.
+    problem.losses(20)
+    jumped = _problem(config)
+    jumped.losses(25)
+    assert torch.equal(jumped.points.points, problem.points.points)
 
 
 def test_nan_stops_with_step_term_and_checkpoint(tmp_path):
@@ -364,29 +397,70 @@ def test_partial_sections_keep_the_recipe_defaults(tmp_path):
     assert config.weighting.name == "sa"
 
 
+class _TwoModules:
+    """A least-squares problem with two trainable modules a and b."""
+
+    def __init__(self, with_c: bool = False):
+        from seispinn.pinn.weighting import make_weighting
+
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        self.c = torch.nn.Linear(2, 1) if with_c else None
+        self.weighting = make_weighting("uniform", 8)
+        self.x = torch.rand(8, 2)
+
+    def trainable(self):
+        return {"a": self.a, "b": self.b} | ({"c": self.c} if self.c is not None else {})
+
+    def losses(self, step):
+        from seispinn.pinn.training import StepLosses
+
+        out = self.a(self.x) + self.b(self.x) + (self.c(self.x) if self.c is not None else 0)
+        sq = (out - 1.0)[:, 0] ** 2
+        ids = torch.arange(8)
+        return StepLosses({"pde": self.weighting.weighted_loss(sq, ids)}, ids, sq.detach())
+
+
 def test_frozen_module_does_not_move_before_its_step():
-    from seispinn.pinn.training import StepLosses, TrainOptions
-    from seispinn.pinn.weighting import make_weighting
+    from seispinn.pinn.training import TrainOptions
 
-    class Two:
-        def __init__(self):
-            torch.manual_seed(0)
-            self.a, self.b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
-            self.weighting = make_weighting("uniform", 8)
-            self.x = torch.rand(8, 2)
-
-        def trainable(self):
-            return {"a": self.a, "b": self.b}
-
-        def losses(self, step):
-            sq = (self.a(self.x) + self.b(self.x) - 1.0)[:, 0] ** 2
-            ids = torch.arange(8)
-            return StepLosses({"pde": self.weighting.weighted_loss(sq, ids)}, ids, sq.detach())
-
-    p = Two()
+    p = _TwoModules()
     b0 = p.b.weight.detach().clone()
     opts = TrainOptions(steps=5, progress=False, frozen_until={"b": 5}, lr_scale={"a": 2.0})
     train(p, opts)
     assert torch.equal(p.b.weight, b0)
     with pytest.raises(Exception, match="not a trainable module"):
         train(p, TrainOptions(steps=1, progress=False, frozen_until={"velocity": 3}))
+
+
+def test_alternating_modules_move_only_in_their_turns():
+    from seispinn.errors import ConfigError
+    from seispinn.pinn.training import TrainOptions
+
+    p = _TwoModules(with_c=True)
+    moved = []  # per step: which of a, b, c changed
+
+    def watch(step: int) -> None:
+        now = [m.weight.detach().clone() for m in (p.a, p.b, p.c)]
+        moved.append([not torch.equal(x, y) for x, y in zip(now, watch.last, strict=True)])
+        watch.last = now
+
+    watch.last = [m.weight.detach().clone() for m in (p.a, p.b, p.c)]
+    opts = TrainOptions(
+        steps=7, progress=False, alternate={"b": 2, "a": 1}, frozen_until={"c": 4}, snapshot_every=1
+    )
+    train(p, opts, on_snapshot=watch)
+    # Turns b, b, a, b, b, a, b; c is not in the schedule: it moves once unfrozen.
+    assert moved == [
+        [False, True, False],
+        [False, True, False],
+        [True, False, False],
+        [False, True, False],
+        [False, True, True],
+        [True, False, True],
+        [False, True, True],
+    ]
+    with pytest.raises(ConfigError, match="two or more modules"):
+        TrainOptions(alternate={"a": 5})
+    with pytest.raises(ConfigError, match="not a trainable module"):
+        train(p, TrainOptions(steps=1, progress=False, alternate={"a": 1, "velocity": 1}))

@@ -29,7 +29,7 @@ from seispinn.experiments.run import WAVE_WEIGHTING, check_training, run_problem
 from seispinn.memory import MemoryEstimate, point_parts
 from seispinn.modelling.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.models import VelocityModel
-from seispinn.pinn.collocation import Box, sample_collocation
+from seispinn.pinn.collocation import Box, CollocationSet, sample_collocation
 from seispinn.pinn.problem import (
     MEMORY_KNOBS,
     CollocationOptions,
@@ -245,14 +245,17 @@ def forward_problem(
     box = d.scored.grown(d.margin)
     velocity = GridVelocity(model)
     c_src = float(velocity(torch.tensor([s.x]), torch.tensor([s.z])))
-    points = sample_collocation(
-        box,
-        c.n_points,
-        sources=[(s.x, s.z)],
-        near_source_fraction=c.near_source_fraction,
-        near_source_radius=c.near_source_radius,
-        seed=config.training.seed,
-    )
+
+    def sampler(seed: int) -> CollocationSet:
+        return sample_collocation(
+            box,
+            c.n_points,
+            sources=[(s.x, s.z)],
+            near_source_fraction=c.near_source_fraction,
+            near_source_radius=c.near_source_radius,
+            seed=seed,
+        )
+
     return WaveProblem(
         box=box,
         shots=Shots((s.x,), (s.z,), s.source),
@@ -264,7 +267,7 @@ def forward_problem(
         seed=config.training.seed,
         device=device,
         c_ref=c_src,
-        points=points,
+        sampler=sampler,
         source_radius=config.reference.source_radius,
     )
 

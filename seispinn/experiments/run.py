@@ -72,11 +72,11 @@ def _open_log(
 
 def check_training(training: TrainOptions, networks: tuple[str, ...], where: str) -> None:
     """Checked when the config is read, before any data are simulated: ``[training]
-    frozen_until`` and ``lr_scale`` name only the run's trained networks, and
+    frozen_until``, ``lr_scale`` and ``alternate`` name only the run's trained networks, and
     ``tensorboard = true`` has its package."""
     if training.tensorboard:
         check_available()
-    for key in ("frozen_until", "lr_scale"):
+    for key in ("frozen_until", "lr_scale", "alternate"):
         unknown = sorted(set(getattr(training, key)) - set(networks))
         if unknown:
             raise ConfigError(

@@ -1,12 +1,15 @@
-"""Fixed collocation sets over (x, z, t) with stable point ids.
+"""Collocation sets over (x, z, t) with stable point ids.
 
 A set is drawn once; every per-point quantity (SA's λ, grad-norm weights) is
 indexed by the ids drawn here, so mini-batches, shuffles and shards keep each
-weight attached to its point.
+weight attached to its point. A resampled pool (:func:`resampled`) redraws a share
+of the points in place: id ``i`` keeps its shot and kind (near-source or not),
+gets fresh coordinates, and the weighting restarts it (``PointWeighting.admit``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +17,15 @@ from torch import Tensor
 
 from seispinn.errors import ConfigError
 
-__all__ = ["Box", "CollocationSet", "sample_collocation", "sample_shot_collocation", "batch_ids"]
+__all__ = [
+    "Box",
+    "CollocationSet",
+    "sample_collocation",
+    "sample_shot_collocation",
+    "batch_ids",
+    "redrawn_ids",
+    "resampled",
+]
 
 
 @dataclass(frozen=True)
@@ -171,3 +182,31 @@ def batch_ids(step: int, n_points: int, batch_size: int, seed: int = 0) -> Tenso
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n_points, generator=gen)
     return order[k * batch_size : (k + 1) * batch_size]
+
+
+def redrawn_ids(n_points: int, fraction: float, event: int, seed: int = 0) -> Tensor:
+    """Ids ``[m]`` (sorted, m = round(fraction·n_points), at least 1) redrawn at
+    resampling ``event`` (1, 2, ...): a pure function of its arguments, so a resumed
+    run rebuilds the pool it left."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * event + 3)
+    m = min(n_points, max(1, round(fraction * n_points)))
+    return torch.randperm(n_points, generator=gen)[:m].sort().values
+
+
+def resampled(
+    pool: CollocationSet,
+    draw: Callable[[int], CollocationSet],
+    event: int,
+    fraction: float,
+    seed: int,
+) -> tuple[CollocationSet, Tensor]:
+    """``pool`` after resampling ``event``: the points of :func:`redrawn_ids` replaced
+    by those of a fresh draw ``draw(event_seed)`` with the same ids (the same slot
+    layout: shot and near-source flag per id), and those ids ``[m]``."""
+    ids = redrawn_ids(len(pool), fraction, event, seed)
+    fresh = draw(seed * 1_000_003 + event)
+    if len(fresh) != len(pool) or not torch.equal(fresh.shot.cpu(), pool.shot.cpu()):
+        raise ConfigError("a resampling draw must lay its points out like the pool")
+    points = pool.points.clone()
+    points[ids.to(points.device)] = fresh.points[ids].to(points.device)
+    return CollocationSet(points, pool.ids, pool.near_source, pool.shot), ids

@@ -8,6 +8,9 @@ Terms at a step (METHOD.md §3), as :class:`seispinn.pinn.training.StepLosses`:
 - ``ic`` (only without the exact initial condition): ``u = u_t = 0`` at ``t = 0``;
 - ``data`` (only with observed traces): the mean squared misfit at the receivers
   over the observed traces' mean square (1 means "predicts zero").
+- ``edge`` (absorbing edges): the one-way condition on the box's sides;
+- ``velocity_tv``, ``velocity_mean`` (a grid velocity with constraints): see
+  :class:`seispinn.pinn.velocity.VelocityNetOptions`.
 
 The forward PINN is this problem with one shot, a fixed :class:`GridVelocity` and
 no data; the inversion is this problem with a :class:`VelocityNet` and data. The
@@ -31,7 +34,13 @@ from seispinn.errors import ConfigError
 from seispinn.memory import MemoryEstimate, point_parts, step_parts
 from seispinn.modelling.analytic import peak_amplitude
 from seispinn.pinn.background import Background
-from seispinn.pinn.collocation import Box, CollocationSet, batch_ids, sample_shot_collocation
+from seispinn.pinn.collocation import (
+    Box,
+    CollocationSet,
+    batch_ids,
+    resampled,
+    sample_shot_collocation,
+)
 from seispinn.pinn.distributed import shard
 from seispinn.pinn.pointgrad import PointLoss
 from seispinn.pinn.training import StepLosses
@@ -92,7 +101,14 @@ class NetworkOptions:
 class CollocationOptions:
     """PDE points (shared equally by the shots), their near-source share and radius
     (m), the PDE batch, the data batch (trace samples per step), and for a soft
-    initial condition its points and weight."""
+    initial condition its points and weight.
+
+    ``resample_every`` > 0 makes the set a pool: every that many steps a share
+    ``resample_fraction`` of its points is redrawn the same way (Rasht-Behesht et
+    al. 2022 redraw theirs every few hundred steps), so over a run the PDE is
+    enforced on many more points than the pool holds; the redrawn points' weights
+    restart from the pool's mean. 0: a fixed set.
+    """
 
     n_points: int = 36000
     near_source_fraction: float = 0.17
@@ -101,10 +117,17 @@ class CollocationOptions:
     data_batch: int = 4096
     n_ic: int = 4000
     ic_weight: float = 10.0
+    resample_every: int = 0
+    resample_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         if min(self.n_points, self.batch_size, self.data_batch, self.n_ic) < 1:
             raise ValueError("n_points, n_ic, batch_size and data_batch must be >= 1")
+        if self.resample_every < 0 or not 0 < self.resample_fraction <= 1:
+            raise ValueError(
+                "resample_every must be >= 0 and resample_fraction in (0, 1], got "
+                f"{self.resample_every}, {self.resample_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -237,7 +260,9 @@ class WaveProblem:
         c_ref: reference velocity (m/s) for the amplitude scale and the residual forms.
         amplitude_samples: see :func:`box_scales`.
         data: observed trace samples (None: no data term).
-        points: the collocation set (None: drawn per shot from ``collocation``).
+        sampler: ``seed -> CollocationSet``, how the collocation points are drawn
+            (None: per shot from ``collocation``, :func:`sample_shot_collocation`);
+            a resampled pool's redrawn points come from it too.
         source_radius: radius (m) of the source region of METHOD §4 (γ diagnostics).
         receivers: ``[M, 2]`` receiver positions (m) for the γ snapshots.
         background: u0_tt and c0 of the scattered formulation (required by it).
@@ -263,7 +288,7 @@ class WaveProblem:
         c_ref: float,
         amplitude_samples: int = 200,
         data: TraceSamples | None = None,
-        points: CollocationSet | None = None,
+        sampler: Callable[[int], CollocationSet] | None = None,
         source_radius: float | None = None,
         receivers: np.ndarray | None = None,
         background: Background | None = None,
@@ -295,20 +320,9 @@ class WaveProblem:
         # After the wavefield: a velocity network's initialisation follows it in the
         # seeded stream.
         self.velocity: nn.Module = make_velocity(self.scales).to(device)
-        c = collocation
-        sources = list(zip(shots.x, shots.z, strict=True))
-        self.points: CollocationSet = (
-            points
-            if points is not None
-            else sample_shot_collocation(
-                box,
-                c.n_points,
-                sources=sources,
-                near_source_fraction=c.near_source_fraction,
-                near_source_radius=c.near_source_radius,
-                seed=seed,
-            )
-        ).to(device)
+        self._draw = sampler if sampler is not None else self._draw_per_shot
+        self.points: CollocationSet = self._draw(seed).to(device)
+        self._first_pool, self._pool_event = self.points, 0
         self.source_x = torch.tensor(shots.x, dtype=torch.float32, device=device)
         self.source_z = torch.tensor(shots.z, dtype=torch.float32, device=device)
         self.weighting: PointWeighting = weighting.build(len(self.points)).to(device)
@@ -324,10 +338,40 @@ class WaveProblem:
         self.source_radius = (
             float(source_radius)
             if source_radius is not None
-            else max(c.near_source_radius, 2 * shots.source.sigma)
+            else max(collocation.near_source_radius, 2 * shots.source.sigma)
         )
         self.receivers = np.zeros((0, 2)) if receivers is None else np.asarray(receivers)
         self._point_residual = _PointResidual(self)
+
+    def _draw_per_shot(self, seed: int) -> CollocationSet:
+        """The collocation set the options describe, an equal share per shot."""
+        c = self.collocation
+        return sample_shot_collocation(
+            self.box,
+            c.n_points,
+            sources=list(zip(self.shots.x, self.shots.z, strict=True)),
+            near_source_fraction=c.near_source_fraction,
+            near_source_radius=c.near_source_radius,
+            seed=seed,
+        )
+
+    def _advance_pool(self, step: int) -> None:
+        """Bring the pool to ``step``'s resampling event; a step that *is* an event
+        restarts the redrawn points' weights (a resumed run's checkpoint already
+        holds the weights of the events before it)."""
+        every, c = self.collocation.resample_every, self.collocation
+        event = step // every if every else 0
+        if event == self._pool_event:
+            return
+        # Forward from the current event, or replayed from the first pool (a
+        # divergence retry went back to an earlier checkpoint).
+        first = self._pool_event + 1 if event > self._pool_event else 1
+        pool = self.points if event > self._pool_event else self._first_pool
+        for k in range(first, event + 1):
+            pool, ids = resampled(pool, self._draw, k, c.resample_fraction, self.seed)
+            if step == k * every:
+                self.weighting.admit(ids.to(self.device))
+        self.points, self._pool_event = pool, event
 
     def _ic_points(self) -> tuple[Tensor, Tensor]:
         """Soft-IC points ``[n_ic, 3]`` at t = 0, uniform over the box, shots in turn."""
@@ -434,6 +478,7 @@ class WaveProblem:
         return shot[ids] if len(self.shots) >= shard().world else ids
 
     def losses(self, step: int) -> StepLosses:
+        self._advance_pool(step)
         c, seed, w = self.collocation, self.seed, self.weighting_options
         assert self.points.shot is not None
         sh = shard()
@@ -451,6 +496,10 @@ class WaveProblem:
             terms["ic"] = c.ic_weight * self.ic_misfit() / sh.world
         if self.physics.edges == "absorbing":
             terms["edge"] = self.physics.edge_weight * self.edge_misfit(step) / sh.world
+        penalties = getattr(self.velocity, "penalties", None)
+        if penalties is not None:
+            # Whole-model terms: every rank has all of them, so each adds its share.
+            terms.update({k: v / sh.world for k, v in penalties().items()})
         if self.data is not None:
             dbatch = batch_ids(step, len(self.data.values), c.data_batch, seed + 1)
             dbatch = dbatch.to(self.device)

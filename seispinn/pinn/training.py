@@ -56,6 +56,12 @@ class TrainOptions:
             network that should move slower than the wavefield), 1 by default.
         frozen_until: per trainable module name, the step before which it does not
             move (e.g. the velocity network while the wavefield first fits the data).
+        alternate: per trainable module name, its turn in steps, in the order given
+            (e.g. ``{"wavefield": 300, "velocity": 100}``): the steps cycle through
+            the turns and a named module moves only during its own (the wavefield
+            fitted at a fixed velocity, then the velocity at a fixed wavefield, as in
+            wavefield-reconstruction inversion); modules not named move at every
+            step. Counted from step 0, after ``frozen_until``. Empty: joint updates.
         seed: torch seed for initialisation and batches.
         term_weights: fixed weight per loss term name (missing: 1).
         anneal: gradient-magnitude annealing of the non-PDE terms (Wang et al. 2021):
@@ -84,6 +90,7 @@ class TrainOptions:
     term_weights: dict[str, float] = field(default_factory=dict)
     lr_scale: dict[str, float] = field(default_factory=dict)
     frozen_until: dict[str, int] = field(default_factory=dict)
+    alternate: dict[str, int] = field(default_factory=dict)
     anneal: bool = False
     anneal_every: int = 100
     anneal_alpha: float = 0.9
@@ -107,6 +114,10 @@ class TrainOptions:
             raise ConfigError(f"learning rates must be positive, got {self.lr}, {self.lr_final}")
         if self.checkpoint_every < 1 or self.log_every < 1 or self.snapshot_every < 0:
             raise ConfigError("checkpoint_every and log_every must be >= 1, snapshot_every >= 0")
+        if any(int(n) < 1 for n in self.alternate.values()) or len(self.alternate) == 1:
+            raise ConfigError(
+                f"alternate: needs two or more modules with turns >= 1 step, got {self.alternate}"
+            )
         if self.divergence_retries < 0 or not 0 < self.retry_lr_factor < 1:
             raise ConfigError(
                 "divergence_retries must be >= 0 and retry_lr_factor in (0, 1), got "
@@ -208,6 +219,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def _lr_at(options: TrainOptions, step: int) -> float:
     frac = step / max(options.steps - 1, 1)
     return options.lr * (options.lr_final / options.lr) ** frac
+
+
+def _turn(alternate: dict[str, int], step: int) -> str | None:
+    """The module whose turn ``step`` is in an alternating schedule (None: joint)."""
+    if not alternate:
+        return None
+    k = step % sum(alternate.values())
+    for name, length in alternate.items():
+        if k < length:
+            return name
+        k -= length
+    raise AssertionError("unreachable: k < the cycle's length")
 
 
 def _total(losses: StepLosses, weights: dict[str, float]) -> Tensor:
@@ -405,10 +428,12 @@ def _train(
             "are not available: they normalise over a batch that each rank sees only part of "
             "(use uniform or sa, anneal off)"
         )
-    unknown = sorted((set(options.lr_scale) | set(options.frozen_until)) - set(modules))
+    named = set(options.lr_scale) | set(options.frozen_until) | set(options.alternate)
+    unknown = sorted(named - set(modules))
     if unknown:
         raise ConfigError(
-            f"lr_scale/frozen_until name {unknown[0]!r}, not a trainable module ({sorted(modules)})"
+            f"lr_scale/frozen_until/alternate name {unknown[0]!r}, not a trainable module "
+            f"({sorted(modules)})"
         )
     groups = [
         {
@@ -484,8 +509,10 @@ def _train(
     with stop:
         for step in range(start, options.steps):
             t0 = time.perf_counter()
+            turn = _turn(options.alternate, step)
             for group in opt.param_groups:
-                moving = step >= group["frozen_until"]
+                its_turn = group["name"] not in options.alternate or group["name"] == turn
+                moving = step >= group["frozen_until"] and its_turn
                 group["lr"] = _lr_at(options, step) * lr_factor * group["lr_scale"] * moving
             losses = problem.losses(step)
             terms = _global_terms(losses)

@@ -93,6 +93,12 @@ class VelocityNetOptions:
             a known water layer is not inverted.
         water_velocity: c₀ above ``water_depth`` (m/s); 0 keeps the start's values
             (a smoothed start smears the water into the sediments below it).
+        smoothness: weight of a total-variation term on the grid's relative change
+            δ = c/c₀ − 1 below the water: the mean |δ| difference between
+            neighbouring nodes (grid mode; 0: none, the spacing is the only
+            regulariser).
+        mean_shift: weight of (mean δ over the nodes below the water)²: no free
+            constant shift of the whole model (grid mode; 0: none).
     """
 
     mode: str = "perturbation"
@@ -107,8 +113,14 @@ class VelocityNetOptions:
     water_depth: float = 0.0
     water_velocity: float = 0.0
     grid_spacing: float = 40.0
+    smoothness: float = 0.0
+    mean_shift: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.smoothness < 0 or self.mean_shift < 0:
+            raise ConfigError("smoothness and mean_shift are weights: they must be >= 0")
+        if (self.smoothness or self.mean_shift) and self.mode != "grid":
+            raise ConfigError("smoothness and mean_shift act on the grid: they need mode = 'grid'")
         if self.water_depth < 0 or self.water_velocity < 0:
             raise ConfigError("water_depth (m) and water_velocity (m/s) must be >= 0")
         if self.mode not in VELOCITY_MODES:
@@ -180,6 +192,24 @@ class VelocityNet(nn.Module):
         if o.water_depth > 0:
             dc = torch.where(z < o.water_depth, torch.zeros_like(dc), dc)
         return self.start(x, z) * (1 + dc)
+
+    def penalties(self) -> dict[str, Tensor]:
+        """The constraint terms that are switched on, weighted: ``velocity_tv`` and
+        ``velocity_mean`` (see :class:`VelocityNetOptions`); empty otherwise."""
+        o = self.options
+        if o.mode != "grid" or not (o.smoothness or o.mean_shift):
+            return {}
+        z0, dz = self.grid[1], self.grid[3]
+        node_z = z0 + dz * torch.arange(self.nodes.shape[0], device=self.nodes.device)
+        below = self.nodes[node_z >= o.water_depth] if o.water_depth > 0 else self.nodes
+        delta = o.max_perturbation * torch.tanh(below)
+        out = {}
+        if o.smoothness:
+            steps = torch.cat([delta.diff(dim=0).reshape(-1), delta.diff(dim=1).reshape(-1)])
+            out["velocity_tv"] = o.smoothness * steps.abs().mean()
+        if o.mean_shift:
+            out["velocity_mean"] = o.mean_shift * delta.mean().square()
+        return out
 
     @torch.no_grad()
     def to_model(self, like: VelocityModel) -> VelocityModel:

@@ -42,6 +42,14 @@ def _check_ids(ids: Tensor, n_points: int) -> None:
         )
 
 
+def pool_mean(values: Tensor, ids: Tensor) -> Tensor:
+    """The mean of ``values`` ``[N]`` over the points not in ``ids`` (all of them when
+    ``ids`` covers every point): where a newly admitted point starts."""
+    keep = torch.ones_like(values, dtype=torch.bool)
+    keep[ids] = False
+    return values[keep].mean() if keep.any() else values.mean()
+
+
 class PointWeighting(nn.Module):
     """Base of the per-point weighting strategies: weights ``w_i`` keyed by point id.
 
@@ -96,6 +104,12 @@ class PointWeighting(nn.Module):
 
     def set_lr_factor(self, factor: float) -> None:
         """Scale the strategy's own learning rates (a divergence retry); no-op by default."""
+
+    def admit(self, ids: Tensor) -> None:
+        """Points ``ids`` (``[m]``) were redrawn (a collocation resampling): what was
+        learnt about the old points there must not carry over. A no-op for weights
+        with no per-point memory; strategies with some restart those ids from the
+        mean over the other points (:func:`pool_mean`)."""
 
     def freeze(self) -> None:
         """Stop adapting the weights (e.g. during an L-BFGS stage)."""

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from seispinn.errors import ConfigError
 from seispinn.pinn.pointgrad import GRAD_NORM_METHODS, PointLoss, per_point_grad_norms
-from seispinn.pinn.weighting.base import PointWeighting, _check_ids
+from seispinn.pinn.weighting.base import PointWeighting, _check_ids, pool_mean
 
 __all__ = ["GradNormOptions", "GradNormWeights"]
 
@@ -106,6 +106,12 @@ class GradNormWeights(PointWeighting):
         self.grad_norm[ids] = g
         self.target[ids] = target
         self.refreshes += 1
+
+    def admit(self, ids: Tensor) -> None:
+        _check_ids(ids, self.n_points)
+        self.weight[ids] = pool_mean(self.weight, ids)
+        self.grad_norm[ids] = float("nan")
+        self.target[ids] = float("nan")
 
     def update(
         self, step: int, ids: Tensor, sq_residual: Tensor, point_loss: PointLoss | None = None

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from seispinn.errors import ConfigError
 from seispinn.pinn.pointgrad import PointLoss
-from seispinn.pinn.weighting.base import PointWeighting, _check_ids
+from seispinn.pinn.weighting.base import PointWeighting, _check_ids, pool_mean
 
 __all__ = ["RBAOptions", "ResidualBasedAttention"]
 
@@ -80,6 +80,10 @@ class ResidualBasedAttention(PointWeighting):
             return
         o = self.options
         self.lam[ids] = o.gamma * self.lam[ids] + o.eta * r / peak
+
+    def admit(self, ids: Tensor) -> None:
+        _check_ids(ids, self.n_points)
+        self.lam[ids] = pool_mean(self.lam, ids)
 
     def diagnostics(self, ids: Tensor | None = None) -> dict[str, float]:
         """Base keys plus ``lambda_mean``/``lambda_max``."""

@@ -34,7 +34,7 @@ from torch import Tensor
 from seispinn.errors import ConfigError
 from seispinn.pinn.distributed import all_reduce_, shard
 from seispinn.pinn.pointgrad import PointLoss
-from seispinn.pinn.weighting.base import PointWeighting, _check_ids, weighted_mean
+from seispinn.pinn.weighting.base import PointWeighting, _check_ids, pool_mean, weighted_mean
 
 __all__ = ["MASKS", "ASCENTS", "SAOptions", "SelfAdaptiveMask"]
 
@@ -230,9 +230,7 @@ class SelfAdaptiveMask(PointWeighting):
         """Points ``ids`` enter the collocation pool (a resampling): they start
         from the pool's mean λ, with fresh ascent state."""
         _check_ids(ids, self.n_points)
-        keep = torch.ones_like(self.lam, dtype=torch.bool)
-        keep[ids] = False
-        self.lam[ids] = self.lam[keep].mean() if keep.any() else self.options.init
+        self.lam[ids] = pool_mean(self.lam, ids)
         if self.options.optimizer == "adam":
             self.adam_m[ids], self.adam_v[ids], self.adam_steps[ids] = 0.0, 0.0, 0.0
 
