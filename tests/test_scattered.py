@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from seispinn.acquisition import Acquisition, Source
+from seispinn.errors import ConfigError
 from seispinn.experiments.invert import (
     InversionInputs,
     InvertConfig,
@@ -75,6 +76,40 @@ def test_step_zero_is_the_starting_model_exactly(surface_inputs):
     got = float(problem.data_misfit(torch.arange(len(problem.data.values))).detach())
     assert got == pytest.approx(expected, rel=1e-4)
     assert 5e-4 < expected < 0.9  # the body scatters; the direct wave dominates
+
+
+def test_wavefront_points_follow_the_background_wavefield(surface_inputs):
+    """[collocation] wavefront_fraction: that share of each shot's uniform points sits
+    where |u0_tt| is, time by time; the ids keep their shot and kind."""
+    config = _scattered()
+    plain = inversion_problem(config, surface_inputs, torch.device("cpu"))
+    config = dataclasses.replace(
+        config, collocation=dataclasses.replace(config.collocation, wavefront_fraction=0.5)
+    )
+    problem = inversion_problem(config, surface_inputs, torch.device("cpu"))
+    p, q = problem.points, plain.points
+    assert torch.equal(p.shot, q.shot) and torch.equal(p.near_source, q.near_source)
+    moved = (p.points != q.points).any(1)
+    uniform = ~p.near_source
+    assert int(moved.sum()) == pytest.approx(0.5 * int(uniform.sum()), abs=len(problem.shots))
+    assert not moved[p.near_source].any()
+    bg = problem.background
+
+    def level(points, shot):  # |u0_tt| relative to its time sample's mean
+        it = (points[:, 2] / bg.dt).round().long().clamp(max=bg.u_tt.shape[1] - 1)
+        mean = bg.u_tt.abs().mean((2, 3))[shot, it]
+        return (bg.u0_tt(points, shot).abs() / mean.clamp_min(1e-30)).median()
+
+    front, rest = moved, uniform & ~moved
+    assert level(p.points[front], p.shot[front]) > 3 * level(p.points[rest], p.shot[rest])
+    box = problem.box
+    assert (p.points[:, 0] >= box.x_min).all() and (p.points[:, 0] <= box.x_max).all()
+    with pytest.raises(ConfigError, match="wavefront_fraction"):
+        inversion_problem(
+            dataclasses.replace(config, physics=PhysicsOptions("slowness")),
+            surface_inputs,
+            torch.device("cpu"),
+        )
 
 
 def _laplacian(u: np.ndarray, h: float) -> np.ndarray:
@@ -306,7 +341,6 @@ def test_grid_velocity_keeps_the_water_and_its_bounds():
 
 
 def test_grid_velocity_constraints_measure_roughness_and_shift_below_the_water():
-    from seispinn.errors import ConfigError
     from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 
     start = homogeneous(61, 41, 10.0, 2000.0)

@@ -25,6 +25,7 @@ __all__ = [
     "batch_ids",
     "redrawn_ids",
     "resampled",
+    "sample_wavefronts",
 ]
 
 
@@ -210,3 +211,36 @@ def resampled(
     points = pool.points.clone()
     points[ids.to(points.device)] = fresh.points[ids].to(points.device)
     return CollocationSet(points, pool.ids, pool.near_source, pool.shot), ids
+
+
+def sample_wavefronts(
+    energy: Tensor,
+    grid: tuple[float, float, float, float, float],
+    box: Box,
+    n: int,
+    gen: torch.Generator,
+) -> Tensor:
+    """``n`` points ``[n, 3]`` (x, z, t) drawn where a wavefield is: each time sample
+    of ``energy`` ``[time, nz, nx]`` (e.g. |u0_tt| of one shot) gets an equal share,
+    within it a cell is drawn with probability ∝ its value (uniform where a time
+    sample is all zero), then a uniform position in that cell, clipped to ``box``.
+
+    ``grid`` is ``(x0, z0, dx, dz, dt)`` (m, s) of ``energy``'s samples."""
+    x0, z0, dx, dz, dt = grid
+    nt, nz, nx = energy.shape
+    e = energy.double().abs().reshape(nt, -1)
+    total = e.sum(1, keepdim=True)
+    e = torch.where(total > 0, e / total.clamp_min(1e-300), torch.full_like(e, 1.0 / e.shape[1]))
+    # One cumulative distribution over every (t, cell): searchsorted has no size limit.
+    cdf = (e.reshape(-1) / nt).cumsum(0)
+    u = torch.rand(n, generator=gen, dtype=torch.float64) * float(cdf[-1])
+    flat = torch.searchsorted(cdf, u).clamp(max=cdf.numel() - 1)
+    it, rest = flat // (nz * nx), flat % (nz * nx)
+    iz, ix = rest // nx, rest % nx
+    jitter = torch.rand(n, 3, generator=gen, dtype=torch.float64) - 0.5
+    pts = torch.stack(
+        [x0 + (ix + jitter[:, 0]) * dx, z0 + (iz + jitter[:, 1]) * dz, (it + jitter[:, 2]) * dt], 1
+    )
+    lo = torch.tensor([box.x_min, box.z_min, 0.0], dtype=torch.float64)
+    hi = torch.tensor([box.x_max, box.z_max, box.t_max], dtype=torch.float64)
+    return torch.minimum(torch.maximum(pts, lo), hi).float()

@@ -40,6 +40,7 @@ from seispinn.pinn.collocation import (
     batch_ids,
     resampled,
     sample_shot_collocation,
+    sample_wavefronts,
 )
 from seispinn.pinn.distributed import shard
 from seispinn.pinn.pointgrad import PointLoss
@@ -108,6 +109,11 @@ class CollocationOptions:
     al. 2022 redraw theirs every few hundred steps), so over a run the PDE is
     enforced on many more points than the pool holds; the redrawn points' weights
     restart from the pool's mean. 0: a fixed set.
+
+    ``wavefront_fraction`` > 0 (scattered formulation): that share of each shot's
+    uniform points is drawn instead where its background wavefield is (each time
+    sample an equal share, cells ∝ |u0_tt|: the scattered field's source is
+    (c²/c0² − 1)·u0_tt, so δu is made there).
     """
 
     n_points: int = 36000
@@ -119,10 +125,15 @@ class CollocationOptions:
     ic_weight: float = 10.0
     resample_every: int = 0
     resample_fraction: float = 0.25
+    wavefront_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.n_points, self.batch_size, self.data_batch, self.n_ic) < 1:
             raise ValueError("n_points, n_ic, batch_size and data_batch must be >= 1")
+        if not 0 <= self.wavefront_fraction <= 1:
+            raise ValueError(
+                f"wavefront_fraction must lie in [0, 1], got {self.wavefront_fraction}"
+            )
         if self.resample_every < 0 or not 0 < self.resample_fraction <= 1:
             raise ValueError(
                 "resample_every must be >= 0 and resample_fraction in (0, 1], got "
@@ -297,6 +308,11 @@ class WaveProblem:
     ) -> None:
         if physics.formulation == "scattered" and background is None:
             raise ConfigError("the scattered formulation needs a background wavefield")
+        if collocation.wavefront_fraction and physics.formulation != "scattered":
+            raise ConfigError(
+                "[collocation] wavefront_fraction draws points along the background "
+                "wavefield: it needs physics.formulation = 'scattered'"
+            )
         self.box, self.shots, self.device, self.seed = box, shots, device, seed
         self.network, self.collocation = network, collocation
         self.weighting_options, self.physics = weighting, physics
@@ -320,6 +336,7 @@ class WaveProblem:
         # After the wavefield: a velocity network's initialisation follows it in the
         # seeded stream.
         self.velocity: nn.Module = make_velocity(self.scales).to(device)
+        self.background = background.to(device) if background is not None else None
         self._draw = sampler if sampler is not None else self._draw_per_shot
         self.points: CollocationSet = self._draw(seed).to(device)
         self._first_pool, self._pool_event = self.points, 0
@@ -328,7 +345,6 @@ class WaveProblem:
         self.weighting: PointWeighting = weighting.build(len(self.points)).to(device)
         self.ic_points, self.ic_shot = self._ic_points() if not n.exact_ic else (None, None)
         self.data = data.to(device) if data is not None else None
-        self.background = background.to(device) if background is not None else None
         self.data_ms = 1.0
         if data_reference is not None:
             self.data_ms = float(data_reference) or 1.0
@@ -344,9 +360,10 @@ class WaveProblem:
         self._point_residual = _PointResidual(self)
 
     def _draw_per_shot(self, seed: int) -> CollocationSet:
-        """The collocation set the options describe, an equal share per shot."""
+        """The collocation set the options describe, an equal share per shot (and
+        ``wavefront_fraction`` of each shot's uniform points along its wavefield)."""
         c = self.collocation
-        return sample_shot_collocation(
+        drawn = sample_shot_collocation(
             self.box,
             c.n_points,
             sources=list(zip(self.shots.x, self.shots.z, strict=True)),
@@ -354,6 +371,17 @@ class WaveProblem:
             near_source_radius=c.near_source_radius,
             seed=seed,
         )
+        if not c.wavefront_fraction or self.background is None:
+            return drawn
+        bg, points = self.background, drawn.points.clone()
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + 11)
+        grid = (bg.x0, bg.z0, bg.dx, bg.dz, bg.dt)
+        for k in range(len(self.shots)):
+            uniform = ((drawn.shot == k) & ~drawn.near_source).nonzero()[:, 0]
+            slots = uniform[: round(c.wavefront_fraction * len(uniform))]
+            energy = bg.u_tt[k].cpu()
+            points[slots] = sample_wavefronts(energy, grid, self.box, len(slots), gen)
+        return CollocationSet(points, drawn.ids, drawn.near_source, drawn.shot)
 
     def _advance_pool(self, step: int) -> None:
         """Bring the pool to ``step``'s resampling event; a step that *is* an event
