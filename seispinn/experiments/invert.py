@@ -198,6 +198,11 @@ def load_invert_config(
     # [data] starts afresh: a file naming its shots must not inherit the default survey.
     config = load_sections(InvertConfig(), _SECTIONS, path, overrides, fresh=frozenset({"data"}))
     check_training(config.training, ("wavefield", "velocity"), str(path or "config"))
+    if config.collocation.wavefront_fraction and config.physics.formulation != "scattered":
+        raise ConfigError(
+            f"{path or 'config'}: [collocation] wavefront_fraction draws points along the "
+            "background wavefield: it needs [physics] formulation = 'scattered'"
+        )
     given = read_toml(path).get("data", {}) if path is not None else {}
     overridden = (overrides or {}).get("data", {})
     d = config.data

@@ -113,7 +113,8 @@ class CollocationOptions:
     ``wavefront_fraction`` > 0 (scattered formulation): that share of each shot's
     uniform points is drawn instead where its background wavefield is (each time
     sample an equal share, cells ∝ |u0_tt|: the scattered field's source is
-    (c²/c0² − 1)·u0_tt, so δu is made there).
+    (c²/c0² − 1)·u0_tt, so δu is made there). A problem without a background
+    (the total formulation) draws them uniformly.
     """
 
     n_points: int = 36000
@@ -308,11 +309,6 @@ class WaveProblem:
     ) -> None:
         if physics.formulation == "scattered" and background is None:
             raise ConfigError("the scattered formulation needs a background wavefield")
-        if collocation.wavefront_fraction and physics.formulation != "scattered":
-            raise ConfigError(
-                "[collocation] wavefront_fraction draws points along the background "
-                "wavefield: it needs physics.formulation = 'scattered'"
-            )
         self.box, self.shots, self.device, self.seed = box, shots, device, seed
         self.network, self.collocation = network, collocation
         self.weighting_options, self.physics = weighting, physics
