@@ -6,7 +6,8 @@
 For each N (collocation points per step) it times, on the wave-equation residual
 ``r = u_tt − c²(u_xx + u_zz − s)`` of a 3→64×4→1 tanh network:
 
-- ``uniform``, ``sa``, ``gradnorm`` (refreshed every step, exact norms) and
+- ``uniform``, ``sa`` (the default scaled ascent; ``sa_bounded``, ``sa_adam``: the
+  other two ascents), ``gradnorm`` (refreshed every step, exact norms) and
   ``gradnorm_k10`` (refreshed every 10 steps): a full step of
   :func:`seispinn.pinn.training.train` (loss, backward, Adam, weight update) with
   the residual's derivatives propagated forward through the network (jets);
@@ -45,6 +46,8 @@ CASES = (
     "nested_autograd",
     "uniform",
     "sa",
+    "sa_bounded",
+    "sa_adam",
     "gradnorm",
     "gradnorm_k10",
     "uniform_compiled",
@@ -62,19 +65,25 @@ def _problem(case: str, n: int, device: str):  # noqa: C901 - one self-contained
     from seispinn.pinn.pointgrad import PointLoss
     from seispinn.pinn.training import StepLosses
     from seispinn.pinn.wave import wave_residual
-    from seispinn.pinn.weighting import GradNormOptions, make_weighting
+    from seispinn.pinn.weighting import GradNormOptions, SAOptions, make_weighting
 
     torch.manual_seed(0)
     LAPLACIAN_AND_TT = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # noqa: N806
     dev = torch.device(device)
     points = (torch.rand(n, 3, device=dev) * 2 - 1).requires_grad_(False)
     base = case.removesuffix("_compiled")
-    name = {"gradnorm_k10": "gradnorm", "nested_autograd": "uniform", "plain": "uniform"}.get(
-        base, base
-    )
-    options = (
-        GradNormOptions(every=10 if base == "gradnorm_k10" else 1) if name == "gradnorm" else None
-    )
+    name = {
+        "gradnorm_k10": "gradnorm",
+        "nested_autograd": "uniform",
+        "plain": "uniform",
+        "sa_bounded": "sa",
+        "sa_adam": "sa",
+    }.get(base, base)
+    options: object = None
+    if name == "gradnorm":
+        options = GradNormOptions(every=10 if base == "gradnorm_k10" else 1)
+    elif base in ("sa_bounded", "sa_adam"):  # the SA ascents besides the default
+        options = SAOptions(optimizer=base.removeprefix("sa_"))
 
     class Residual(torch.nn.Module):
         def __init__(self) -> None:
@@ -287,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio("nested_over_uniform", "nested_autograd", "uniform")
     ratio("uniform_over_plain", "uniform", "plain")
     ratio("sa_over_uniform", "sa", "uniform")
+    ratio("sa_bounded_over_uniform", "sa_bounded", "uniform")
+    ratio("sa_adam_over_uniform", "sa_adam", "uniform")
     ratio("gradnorm_over_uniform", "gradnorm", "uniform")
     ratio("gradnorm_k10_over_uniform", "gradnorm_k10", "uniform")
     ratio("nested_over_uniform_compiled", "nested_autograd", "uniform_compiled")
