@@ -205,6 +205,8 @@ def test_a_resampled_pool_redraws_a_share_and_restarts_its_weights():
     jumped = _problem(config)
     jumped.losses(25)
     assert torch.equal(jumped.points.points, problem.points.points)
+    jumped.losses(3)  # back before the first event (a divergence retry): the first pool
+    assert torch.equal(jumped.points.points, first.points)
 
 
 def test_nan_stops_with_step_term_and_checkpoint(tmp_path):

@@ -335,7 +335,7 @@ class WaveProblem:
         self.background = background.to(device) if background is not None else None
         self._draw = sampler if sampler is not None else self._draw_per_shot
         self.points: CollocationSet = self._draw(seed).to(device)
-        self._first_pool, self._pool_event = self.points, 0
+        self._pool_event = 0  # resampling events applied to self.points
         self.source_x = torch.tensor(shots.x, dtype=torch.float32, device=device)
         self.source_z = torch.tensor(shots.z, dtype=torch.float32, device=device)
         self.weighting: PointWeighting = weighting.build(len(self.points)).to(device)
@@ -383,14 +383,15 @@ class WaveProblem:
         """Bring the pool to ``step``'s resampling event; a step that *is* an event
         restarts the redrawn points' weights (a resumed run's checkpoint already
         holds the weights of the events before it)."""
-        every, c = self.collocation.resample_every, self.collocation
+        c = self.collocation
+        every = c.resample_every
         event = step // every if every else 0
         if event == self._pool_event:
             return
         # Forward from the current event, or replayed from the first pool (a
         # divergence retry went back to an earlier checkpoint).
         first = self._pool_event + 1 if event > self._pool_event else 1
-        pool = self.points if event > self._pool_event else self._first_pool
+        pool = self.points if event > self._pool_event else self._draw(self.seed).to(self.device)
         for k in range(first, event + 1):
             pool, ids = resampled(pool, self._draw, k, c.resample_fraction, self.seed)
             if step == k * every:
