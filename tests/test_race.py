@@ -198,8 +198,9 @@ def test_cli_writes_json_and_plot(tmp_path, capsys):
         assert {"centre_residual", "outer_residual", "ratio", "enrichment", "seconds"} <= set(entry)
         assert {"dense_centre_residual", "dense_outer_residual", "dense_ratio"} <= set(entry)
         assert len(entry["per_seed"]) == 1
-    assert report["sa"]["options"] == {"mask": "sigmoid", "init": -3.0, "optimizer": "scaled",
-                                       "lr": None, "normalise": True, "balance": False}  # fmt: skip
+    assert report["sa"]["options"] == {"mask": "sigmoid", "init": -3.0, "optimizer": "bounded",
+                                       "lr": None, "normalise": True, "time_slices": 1,
+                                       "balance": False}  # fmt: skip
     assert fig.stat().st_size > 10_000
     assert "uniform" in capsys.readouterr().out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -207,6 +208,28 @@ def test_a_resampled_pool_redraws_a_share_and_restarts_its_weights():
     assert torch.equal(jumped.points.points, problem.points.points)
     jumped.losses(3)  # back before the first event (a divergence retry): the first pool
     assert torch.equal(jumped.points.points, first.points)
+
+
+def test_sa_time_slices_follow_the_points_times_through_a_resampling():
+    config = _tiny("sa", collocation={"resample_every": 10})
+    config = dataclasses.replace(
+        config,
+        weighting=dataclasses.replace(
+            config.weighting, sa=dataclasses.replace(config.weighting.sa, time_slices=4)
+        ),
+    )
+    problem = _problem(config)
+
+    def expected() -> torch.Tensor:
+        t = problem.points.points[:, 2] / problem.scales.t_max
+        return (t * 4).long().clamp(0, 3)
+
+    assert torch.equal(problem.weighting.slice, expected())
+    assert set(problem.weighting.slice.tolist()) == {0, 1, 2, 3}
+    before = problem.weighting.slice.clone()
+    problem.losses(10)  # a quarter of the pool redrawn
+    assert torch.equal(problem.weighting.slice, expected())
+    assert not torch.equal(problem.weighting.slice, before)
 
 
 def test_nan_stops_with_step_term_and_checkpoint(tmp_path):

@@ -88,7 +88,11 @@ def test_sa_ascent_attaches_to_ids_not_positions(optimizer):
     torch.testing.assert_close(in_order.lam, shuffled.lam)
 
 
-@pytest.mark.parametrize("optimizer", ["scaled", "bounded"])
+def test_the_default_ascent_is_the_bounded_one():
+    assert SAOptions().optimizer == "bounded" and SAOptions().rate == 1e-2
+
+
+@pytest.mark.parametrize("optimizer", ["bounded", "scaled"])
 def test_sa_default_ascent_follows_the_residual(optimizer):
     # Equal residuals: every λ rises at the same rate.
     sa = SelfAdaptiveMask(4, SAOptions(optimizer=optimizer))
@@ -105,7 +109,7 @@ def test_sa_default_ascent_follows_the_residual(optimizer):
     assert float(adam.lam[2] - adam.lam[0]) < 0.01 * float(adam.lam[2] - 1.0)
 
 
-@pytest.mark.parametrize("optimizer", ["scaled", "bounded"])
+@pytest.mark.parametrize("optimizer", ["bounded", "scaled"])
 def test_sa_default_ascent_is_unit_free(optimizer):
     # Fixed residuals in two unit systems (×10): the same relative masks all along.
     sq = torch.tensor([0.5, 1.0, 3.0, 0.1, 2.0, 7.0])
@@ -127,12 +131,12 @@ def test_bounded_ascent_caps_a_runaway_residual():
     """A source region: 10 of 1,000 points with r² 10⁴ times the rest's. Under the
     scaled ascent their λ grows ×1.2 per visit (λ² ×1.4) and runs away; under the
     bounded one a visit moves λ by at most lr · m'(λ) (×(1 + 2 lr)), and they still
-    lead."""
+    lead. Both at lr 1e-3."""
     sq = torch.ones(1000)
     sq[:10] = 1e4
     ids = torch.arange(1000)
     scaled = SelfAdaptiveMask(1000, SAOptions(optimizer="scaled"))
-    bounded = SelfAdaptiveMask(1000, SAOptions(optimizer="bounded"))
+    bounded = SelfAdaptiveMask(1000, SAOptions(optimizer="bounded", lr=1e-3))
     for step in range(50):
         scaled.update(step, ids, sq)
         before = bounded.lam.clone()
@@ -161,6 +165,29 @@ def test_sa_admitted_points_start_from_the_pool_mean():
     sa.admit(torch.tensor([3]))
     assert float(sa.lam[3]) == pytest.approx(kept)
     assert float(sa.adam_steps[3]) == 0.0 and float(sa.adam_m[3]) == 0.0
+
+
+def test_sa_time_slices_keep_each_times_share_and_rank_within_it():
+    """Late points with 10× the residual: over the whole pool the mask moves weight
+    to late times; with two time slices each time keeps mean weight 1 and the mask
+    still ranks points by residual inside a slice."""
+    t = torch.tensor([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])
+    sq = torch.tensor([1.0, 2.0, 1.0, 10.0, 20.0, 10.0])
+    ids = torch.arange(6)
+    pooled = SelfAdaptiveMask(6, SAOptions(lr=0.1))
+    sliced = SelfAdaptiveMask(6, SAOptions(lr=0.1, time_slices=2))
+    for sa in (pooled, sliced):
+        sa.set_times(t)
+        _ascend(sa, sq, ids, 20)
+    assert float(pooled.weights(ids)[3:].mean()) > 1.05  # late times took weight
+    w = sliced.weights(ids)
+    torch.testing.assert_close(w[:3].mean(), torch.tensor(1.0))
+    torch.testing.assert_close(w[3:].mean(), torch.tensor(1.0))
+    assert float(w[1]) > float(w[0]) and float(w[4]) > float(w[3])
+    with pytest.raises(ConfigError, match="set_times needs"):
+        sliced.set_times(t[:3])
+    with pytest.raises(ConfigError, match="needs normalise"):
+        SAOptions(time_slices=4, normalise=False)
 
 
 @pytest.mark.parametrize("mask", ["sigmoid", "square", "softplus"])
@@ -611,7 +638,7 @@ def test_weighting_options_take_nested_tables_and_overrides():
     assert sa.options() == SAOptions(optimizer="sgd")
     want = (
         "run.toml [weighting.sa]: unknown key 'lrr' "
-        "(known: balance, init, lr, mask, normalise, optimizer)"
+        "(known: balance, init, lr, mask, normalise, optimizer, time_slices)"
     )
     with pytest.raises(ConfigError, match=re.escape(want)):
         build_section(WeightingOptions, {"sa": {"lrr": 1.0}}, "run.toml [weighting]")

@@ -40,8 +40,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sa-init", type=float, help="initial λ of SA")
     p.add_argument(
         "--sa-optimizer",
-        choices=("scaled", "bounded", "sgd", "adam"),
-        help="SA ascent (default scaled)",
+        choices=("bounded", "scaled", "sgd", "adam"),
+        help="SA ascent (default bounded)",
     )
     p.add_argument("--sa-lr", type=float, help="SA ascent learning rate")
     p.add_argument(

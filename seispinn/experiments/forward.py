@@ -113,10 +113,10 @@ class ReferenceConfig:
 
 
 #: The forward recipe's weighting: SA with Adam ascent, unnormalised. With no data
-#: term, every mask that follows its residual (the default scaled ascent) piled
-#: onto the source and let the field elsewhere diverge: contrast and homogeneous
-#: cases, 64-wide, 2,500 steps, seed 0: wavefield error 25.6 and 51.9 against
-#: 0.42 and 0.33 with Adam ascent (docs/weighting.md).
+#: term, every mask that follows its residual loses here (the default bounded
+#: ascent included; the scaled one diverged), and the unnormalised mask's growth
+#: acts as a rising step for the network's Adam, which is most of what this recipe
+#: wins by (docs/forward-pinn.md, "What SA-Adam's forward edge is").
 FORWARD_WEIGHTING = dataclasses.replace(
     WAVE_WEIGHTING, sa=SAOptions(optimizer="adam", normalise=False)
 )

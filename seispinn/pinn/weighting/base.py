@@ -105,6 +105,11 @@ class PointWeighting(nn.Module):
     def set_lr_factor(self, factor: float) -> None:
         """Scale the strategy's own learning rates (a divergence retry); no-op by default."""
 
+    def set_times(self, t: Tensor) -> None:
+        """Each point's time as a fraction of the window, ``[n_points]`` in [0, 1] (the
+        problem calls it whenever its points change); no-op unless a strategy groups
+        its points by time."""
+
     def admit(self, ids: Tensor) -> None:
         """Points ``ids`` (``[m]``) were redrawn (a collocation resampling): what was
         learnt about the old points there must not carry over. A no-op for weights

@@ -6,13 +6,14 @@ The ascent is done here, after each step, from the batch's squared residuals
 that only the points of the batch move (an optimiser's momentum would keep
 moving every λ) and so that the step can be made unit-free (METHOD §1):
 
-- ``'scaled'`` (the default): ``λ_i ← λ_i + η m'(λ_i) r_i² / R``, R a running mean
-  of the batch's mean r². A larger residual climbs faster; scaling every residual
-  by k leaves the trajectory unchanged; the batch size does not enter.
-- ``'bounded'``: ``λ_i ← λ_i + η m'(λ_i) q_i``, ``q_i = r_i² / (r_i² + R)`` in [0, 1):
-  the same order as the scaled step (a larger residual climbs faster, unit-free),
-  but a point's step per visit is at most ``η m'(λ_i)`` however large its residual,
-  so a point source whose residual is thousands of times the mean cannot run away.
+- ``'bounded'`` (the default, η = 0.01): ``λ_i ← λ_i + η m'(λ_i) q_i``,
+  ``q_i = r_i² / (r_i² + R)`` in [0, 1), R a running mean of the batch's mean r².
+  A larger residual climbs faster; scaling every residual by k leaves the
+  trajectory unchanged; the batch size does not enter; and a point's step per
+  visit is at most ``η m'(λ_i)`` however large its residual, so a point source
+  whose residual is thousands of times the mean cannot run away.
+- ``'scaled'``: ``λ_i ← λ_i + η m'(λ_i) r_i² / R``: the same without the bound
+  (the step grows with r² / R without limit).
 - ``'sgd'``: plain ascent on the loss, ``λ_i ← λ_i + η m'(λ_i) r_i² / B`` (the
   step carries the residual's units).
 - ``'adam'``: Adam on ∂L/∂λ (McClenny's code), lazily: a point's moments and step
@@ -73,11 +74,11 @@ _SLOPES: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 #: The ascents of λ and their default learning rates.
-ASCENTS: dict[str, float] = {"scaled": 1e-3, "bounded": 1e-3, "sgd": 1e-3, "adam": 5e-3}
+ASCENTS: dict[str, float] = {"bounded": 1e-2, "scaled": 1e-3, "sgd": 1e-3, "adam": 5e-3}
 
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
-#: Memory of the running mean of r² in the scaled ascent (steps ≈ 1 / (1 − β)).
+#: Memory of the running mean of r² in the bounded and scaled ascents (steps ≈ 1 / (1 − β)).
 _SCALE_BETA = 0.99
 
 
@@ -90,14 +91,22 @@ class SAOptions:
             ``'softplus'``.
         init: initial λ for every point. A bounded mask's room to grow depends on
             it: sigmoid from 0 (γ = 0.5) can at most double a weight.
-        optimizer: the ascent: ``'scaled'`` (unit-free plain ascent, the default),
-            ``'bounded'`` (the same with the step per visit bounded), ``'sgd'``
-            (plain ascent on the loss) or ``'adam'`` (McClenny's).
+        optimizer: the ascent: ``'bounded'`` (unit-free, the step per visit bounded:
+            the default), ``'scaled'`` (unit-free plain ascent), ``'sgd'`` (plain
+            ascent on the loss) or ``'adam'`` (McClenny's).
         lr: the ascent's learning rate; None takes :data:`ASCENTS`' default for
             the chosen ascent (their units differ).
         normalise: divide the masks by their mean over all points (a constant for
             the descent step), so a growing mask does not re-weight the PDE term
             against the data and initial-condition terms.
+        time_slices: with ``normalise``, divide each mask by the mean over the
+            points of its own time slice (this many equal slices of the window; 1:
+            over all points), so the mask moves weight between the points of one
+            time and never from early times to late ones. A mask that follows the
+            residual otherwise starves the first times, whose field the later ones
+            propagate (forward PINN: relative weight 0.2–0.4 in the first seventh of
+            the window, first snapshot's error ×3). Points without a time (the 1D
+            race) form one slice.
         balance: keep the weighted term's value equal to the unweighted one on
             every batch (``w_i = γ_i Σ r² / Σ γ r²``, a constant for the descent),
             so the mask moves the PDE term's gradient between points without
@@ -109,9 +118,10 @@ class SAOptions:
 
     mask: str = "square"
     init: float = 1.0
-    optimizer: str = "scaled"
+    optimizer: str = "bounded"
     lr: float | None = None
     normalise: bool = True
+    time_slices: int = 1
     balance: bool = False
 
     def __post_init__(self) -> None:
@@ -120,6 +130,10 @@ class SAOptions:
         if self.optimizer not in ASCENTS:
             choices = sorted(ASCENTS)
             raise ConfigError(f"unknown SA optimizer {self.optimizer!r}; choose one of {choices}")
+        if self.time_slices < 1:
+            raise ConfigError(f"SA time_slices must be >= 1, got {self.time_slices}")
+        if self.time_slices > 1 and not self.normalise:
+            raise ConfigError("SA time_slices > 1 normalises per slice: it needs normalise = true")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"SA lr must be positive, got {self.lr}")
         if self.mask == "square" and self.init == 0:
@@ -149,7 +163,9 @@ class SelfAdaptiveMask(PointWeighting):
         self._mask = MASKS[self.options.mask]
         self._slope = _SLOPES[self.options.mask]
         self.register_buffer("lam", torch.full((n_points,), float(self.options.init)))
-        # Running mean of the batch mean r² (scaled ascent); 0 = not yet seen.
+        # Each point's time slice (set_times); derived from the points, not state.
+        self.register_buffer("slice", torch.zeros(n_points, dtype=torch.long), persistent=False)
+        # Running mean of the batch mean r² (bounded, scaled); 0 = not yet seen.
         self.register_buffer("r2_scale", torch.zeros((), dtype=torch.float64))
         if self.options.optimizer == "adam":
             self.register_buffer("adam_m", torch.zeros(n_points))
@@ -160,8 +176,25 @@ class SelfAdaptiveMask(PointWeighting):
     def weights(self, ids: Tensor) -> Tensor:
         w = self._mask(self.lam[ids])
         if self.options.normalise:
-            w = w / self._mask(self.lam).mean().clamp_min(1e-12)
+            w = w / self._slice_means()[self.slice[ids]]
         return w
+
+    def _slice_means(self) -> Tensor:
+        """``[time_slices]`` mean mask over each time slice's points (a constant for
+        the descent step)."""
+        k = self.options.time_slices
+        gamma = self._mask(self.lam).detach()
+        sums = torch.zeros(k, dtype=gamma.dtype, device=gamma.device)
+        sums.index_add_(0, self.slice, gamma)
+        counts = torch.bincount(self.slice, minlength=k).to(gamma.dtype)
+        return (sums / counts.clamp_min(1)).clamp_min(1e-12)
+
+    def set_times(self, t: Tensor) -> None:
+        """Each point's time as a fraction of the window ``[n_points]``: its slice."""
+        if t.shape != (self.n_points,):
+            raise ConfigError(f"set_times needs [{self.n_points}] times, got {tuple(t.shape)}")
+        k = self.options.time_slices
+        self.slice = (t.to(self.lam.device) * k).long().clamp(0, k - 1)
 
     def weighted_loss(
         self, sq_residual: Tensor, ids: Tensor, denominator: int | None = None
@@ -200,8 +233,8 @@ class SelfAdaptiveMask(PointWeighting):
             self.lam[ids_b] = lam + rate * slope * relative
             return
         grad = slope * sq_b / size
-        if o.normalise:  # the descent's weights were divided by mean γ
-            grad = grad / self._mask(self.lam).mean().clamp_min(1e-12)
+        if o.normalise:  # the descent's weights were divided by their slice's mean γ
+            grad = grad / self._slice_means()[self.slice[ids_b]]
         if o.optimizer == "sgd":
             self.lam[ids_b] = lam + rate * grad
             return
