@@ -215,7 +215,8 @@ def test_sa_time_slices_follow_the_points_times_through_a_resampling():
     config = dataclasses.replace(
         config,
         weighting=dataclasses.replace(
-            config.weighting, sa=dataclasses.replace(config.weighting.sa, time_slices=4)
+            config.weighting,
+            sa=dataclasses.replace(config.weighting.sa, normalise=True, time_slices=4),
         ),
     )
     problem = _problem(config)
