@@ -105,7 +105,7 @@ class SAOptions:
             time and never from early times to late ones. A mask that follows the
             residual otherwise starves the first times, whose field the later ones
             propagate (forward PINN: relative weight 0.2–0.4 in the first seventh of
-            the window, first snapshot's error ×3). Points without a time (the 1D
+            the window, first snapshot's error ×4–6). Points without a time (the 1D
             race) form one slice.
         balance: keep the weighted term's value equal to the unweighted one on
             every batch (``w_i = γ_i Σ r² / Σ γ r²``, a constant for the descent),
