@@ -339,7 +339,7 @@ class WaveProblem:
         self.source_x = torch.tensor(shots.x, dtype=torch.float32, device=device)
         self.source_z = torch.tensor(shots.z, dtype=torch.float32, device=device)
         self.weighting: PointWeighting = weighting.build(len(self.points)).to(device)
-        self.weighting.set_times(self.points.points[:, 2] / self.scales.t_max)
+        self._share_times()
         self.ic_points, self.ic_shot = self._ic_points() if not n.exact_ic else (None, None)
         self.data = data.to(device) if data is not None else None
         self.data_ms = 1.0
@@ -398,6 +398,10 @@ class WaveProblem:
             if step == k * every:
                 self.weighting.admit(ids.to(self.device))
         self.points, self._pool_event = pool, event
+        self._share_times()
+
+    def _share_times(self) -> None:
+        """Tell the weighting each point's time as a fraction of the window."""
         self.weighting.set_times(self.points.points[:, 2] / self.scales.t_max)
 
     def _ic_points(self) -> tuple[Tensor, Tensor]:

@@ -163,8 +163,12 @@ class SelfAdaptiveMask(PointWeighting):
         self._mask = MASKS[self.options.mask]
         self._slope = _SLOPES[self.options.mask]
         self.register_buffer("lam", torch.full((n_points,), float(self.options.init)))
-        # Each point's time slice (set_times); derived from the points, not state.
+        # Each point's time slice and the slices' sizes (set_times): derived from the
+        # points, not state.
         self.register_buffer("slice", torch.zeros(n_points, dtype=torch.long), persistent=False)
+        counts = torch.zeros(self.options.time_slices)
+        counts[0] = n_points  # every point in the first slice until set_times
+        self.register_buffer("slice_counts", counts, persistent=False)
         # Running mean of the batch mean r² (bounded, scaled); 0 = not yet seen.
         self.register_buffer("r2_scale", torch.zeros((), dtype=torch.float64))
         if self.options.optimizer == "adam":
@@ -181,13 +185,15 @@ class SelfAdaptiveMask(PointWeighting):
 
     def _slice_means(self) -> Tensor:
         """``[time_slices]`` mean mask over each time slice's points (a constant for
-        the descent step)."""
-        k = self.options.time_slices
+        the descent step); one slice, the plain mean."""
         gamma = self._mask(self.lam).detach()
-        sums = torch.zeros(k, dtype=gamma.dtype, device=gamma.device)
-        sums.index_add_(0, self.slice, gamma)
-        counts = torch.bincount(self.slice, minlength=k).to(gamma.dtype)
-        return (sums / counts.clamp_min(1)).clamp_min(1e-12)
+        k = self.options.time_slices
+        if k == 1:
+            return gamma.mean().clamp_min(1e-12).reshape(1)
+        sums = torch.zeros(k, dtype=gamma.dtype, device=gamma.device).index_add_(
+            0, self.slice, gamma
+        )
+        return (sums / self.slice_counts.clamp_min(1)).clamp_min(1e-12)
 
     def set_times(self, t: Tensor) -> None:
         """Each point's time as a fraction of the window ``[n_points]``: its slice."""
@@ -195,6 +201,7 @@ class SelfAdaptiveMask(PointWeighting):
             raise ConfigError(f"set_times needs [{self.n_points}] times, got {tuple(t.shape)}")
         k = self.options.time_slices
         self.slice = (t.to(self.lam.device) * k).long().clamp(0, k - 1)
+        self.slice_counts = torch.bincount(self.slice, minlength=k).to(self.lam.dtype)
 
     def weighted_loss(
         self, sq_residual: Tensor, ids: Tensor, denominator: int | None = None
