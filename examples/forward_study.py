@@ -10,7 +10,8 @@
 
 Prints, per case, variant and strategy, the medians over seeds of the wavefield
 error, the source-region and other RMS residuals, the uniform/strategy ratio of
-the source residual, the γ enrichment and the wall time. Every finished run is
+the source residual, the γ enrichment, the rank correlation of γ with |r|, γ's
+effective share of the points and the wall time. Every finished run is
 appended to OUT/study.jsonl at once, and OUT/study.json holds them all at the
 end. ``--set`` applies to every variant; ``--reference-cache DIR`` reuses
 Deepwave references (default OUT/reference_cache).
@@ -45,8 +46,9 @@ def table(results: list[dict]) -> str:
     """A markdown table of medians over seeds, [min–max] of the wavefield error."""
     rows = [
         "| case | variant | weighting | seeds | wavefield error (min–max) | source residual | "
-        "other residual | uniform/this source residual | enrichment | seconds |",
-        "|" + "---|" * 10,
+        "other residual | uniform/this source residual | enrichment | rank corr. | "
+        "effective share | seconds |",
+        "|" + "---|" * 12,
     ]
     for case, variant, w, rs, uni in study.groups(results):
         src = study.median(rs, "source_residual")
@@ -56,7 +58,8 @@ def table(results: list[dict]) -> str:
             f"| {case} | {variant} | {w} | {len(rs)} | {statistics.median(err):.3f} "
             f"({min(err):.3f}–{max(err):.3f}) | {src:.3g} | "
             f"{study.median(rs, 'other_residual'):.3g} | {ratio:.2f} | "
-            f"{study.median(rs, 'enrichment'):.2f} | {study.median(rs, 'train_seconds'):.0f} |"
+            f"{study.median(rs, 'enrichment'):.2f} | {study.median(rs, 'rank_correlation'):.2f} | "
+            f"{study.median(rs, 'effective_share'):.2f} | {study.median(rs, 'train_seconds'):.0f} |"
         )
     return "\n".join(rows)
 

@@ -83,6 +83,10 @@ def test_compare_runs_every_weighting_on_the_same_start_and_writes_the_report(tm
     # The mask's rank correlation with |r| is reported: none for a uniform mask.
     assert np.isnan(report.rows[1]["gamma_rank_correlation"])
     assert np.isfinite(report.rows[2]["gamma_rank_correlation"])
+    # ... and the share of points it keeps: all for uniform, fewer for a mask that leans.
+    assert report.rows[1]["gamma_effective_share"] == pytest.approx(1.0)
+    assert 0.0 < report.rows[2]["gamma_effective_share"] < 1.0
+    assert "gamma_effective_share" in (tmp_path / "report.md").read_text()
     # Same data, same initialisation: identical first losses before any update.
     h = {
         m: json.loads((tmp_path / "runs" / f"{m}_seed0" / "history.json").read_text())

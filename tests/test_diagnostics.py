@@ -14,6 +14,7 @@ from seispinn.diagnostics.gamma import (
     GammaSnapshot,
     bin_points,
     curriculum,
+    effective_share,
     enrichment,
     load_gamma,
     load_gamma_series,
@@ -79,6 +80,19 @@ def test_source_region_enrichment_and_residual_ratio_on_a_hand_made_snapshot():
     assert other.any() and not region[other].any()
 
 
+def test_effective_share_counts_the_points_a_mask_keeps():
+    assert effective_share(np.full(8, 3.0)) == pytest.approx(1.0)  # scale-free
+    # weight spread evenly on a quarter of the points, none elsewhere: a quarter
+    assert effective_share(np.r_[np.ones(25), np.zeros(75)]) == pytest.approx(0.25)
+    assert effective_share(np.r_[1.0, np.zeros(9)]) == pytest.approx(0.1)  # one point: 1/N
+    # γ = 4 on a share s, 1 elsewhere: (4s + 1 − s)² / (16s + 1 − s)
+    s = 0.2
+    assert effective_share(np.r_[np.full(20, 4.0), np.ones(80)]) == pytest.approx(
+        (3 * s + 1) ** 2 / (15 * s + 1)
+    )
+    assert np.isnan(effective_share(np.zeros(5))) and np.isnan(effective_share(np.zeros(0)))
+
+
 def test_bin_points_mean_and_max_and_empty_bins():
     pts = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [1.0, 1.0, 1.0]])
     grid = bin_points(pts, np.array([1.0, 3.0, 5.0]), (1, 2, 2))
@@ -112,6 +126,9 @@ def test_curriculum_numbers_follow_the_mask():
     assert c["step"] == [0.0, 10.0, 20.0, 30.0]
     assert c["enrichment"][0] == pytest.approx(1.0)
     assert np.all(np.diff(c["enrichment"]) > 0)
+    # the more the mask piles on the source region, the fewer points it keeps
+    assert c["effective_share"][0] == pytest.approx(1.0)
+    assert np.all(np.diff(c["effective_share"]) < 0)
 
 
 def _titles(fig):
@@ -156,6 +173,8 @@ def test_sections_histogram_evolution_residual_and_curriculum_figures(tmp_path):
     lines = cur.axes[0].get_lines()
     assert [ln.get_label() for ln in lines[:2]] == ["sa", "uniform"]
     assert np.allclose(lines[1].get_ydata(), 1.0)
+    share = cur.axes[3].get_lines()
+    assert np.allclose(share[1].get_ydata(), 1.0) and np.all(share[0].get_ydata()[1:] < 1.0)
     gif = gamma_animation(series, tmp_path / "g.mp4")
     assert gif.exists() and gif.stat().st_size > 0
 

@@ -237,6 +237,7 @@ def test_reduced_anomaly_inversion_moves_velocity_toward_the_truth(tmp_path):
     assert m["anomaly_error_ratio"] < 0.8, m
     # The default SA mask follows its residual and leans on the source region.
     assert m["rank_correlation"] > 0.5 and m["enrichment"] > 1.5, m
+    assert m["gamma_effective_share"] == m["effective_share"] < 1.0, m
     # The written model round-trips and is the returned one.
     back = read_velocity(tmp_path / "run" / "inverted.sgy")
     np.testing.assert_array_equal(back.values, result.model.values)

@@ -51,6 +51,8 @@ def test_sa_beats_uniform_on_the_fast_race(fast_race):
     assert sa["centre_residual"] < uniform["centre_residual"]
     assert sa["enrichment"] >= 1.5
     assert uniform["enrichment"] == pytest.approx(1.0)
+    assert uniform["effective_share"] == pytest.approx(1.0)
+    assert 0.0 < sa["effective_share"] < 1.0  # the mask leans: fewer points carry the fit
     assert uniform["ratio"] > 2.0  # the pathology is there to be fixed
 
 

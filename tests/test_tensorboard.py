@@ -57,6 +57,7 @@ def test_a_run_writes_readable_events(tmp_path):
         "points/relative_max",
         "gamma/rank_correlation",
         "gamma/enrichment",
+        "gamma/effective_share",
         "gamma/source_to_other",
         "velocity/error",
     ):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seispinn.diagnostics.measures import enrichment, rank_correlation
+from seispinn.diagnostics.measures import effective_share, enrichment, rank_correlation
 from seispinn.errors import SeispinnError
 
 __all__ = [
@@ -146,8 +146,9 @@ def residual_ratio(snap: GammaSnapshot) -> float:
 
 def source_measures(snap: GammaSnapshot) -> dict[str, float]:
     """METHOD §4 at one snapshot: RMS |r| in the source region and elsewhere, their
-    ratio, the γ enrichment there, the share of points there, and the rank
-    correlation of γ with |r| over all points (NaN for a uniform mask)."""
+    ratio, the γ enrichment there, the share of points there, the rank
+    correlation of γ with |r| over all points (NaN for a uniform mask) and γ's
+    effective share of the points (1 for a uniform mask)."""
     region = source_region(snap)
     r = snap.residual
     rms_in = float(np.sqrt(np.mean(r[region] ** 2))) if region.any() else float("nan")
@@ -159,6 +160,7 @@ def source_measures(snap: GammaSnapshot) -> dict[str, float]:
         "enrichment": enrichment(snap.gamma, region),
         "source_region_share": float(region.mean()),
         "rank_correlation": rank_correlation(snap.gamma, r),
+        "effective_share": effective_share(snap.gamma),
     }
 
 
@@ -225,15 +227,24 @@ def bin_points(
 def curriculum(series: list[GammaSnapshot]) -> dict[str, list[float]]:
     """The automatic curriculum as numbers, one entry per snapshot: ``step``,
     ``enrichment`` (γ in the source region, METHOD §4), ``residual_ratio`` (source
-    region ÷ elsewhere), ``rank_correlation`` (γ with |r|), ``gamma_max`` and
-    ``gamma_p99`` (of γ/mean γ)."""
-    keys = ("step", "enrichment", "residual_ratio", "rank_correlation", "gamma_max", "gamma_p99")
+    region ÷ elsewhere), ``rank_correlation`` (γ with |r|), ``effective_share`` (the
+    share of points γ keeps), ``gamma_max`` and ``gamma_p99`` (of γ/mean γ)."""
+    keys = (
+        "step",
+        "enrichment",
+        "residual_ratio",
+        "rank_correlation",
+        "effective_share",
+        "gamma_max",
+        "gamma_p99",
+    )
     out: dict[str, list[float]] = {k: [] for k in keys}
     for s in series:
         out["step"].append(float(s.step))
         out["enrichment"].append(enrichment(s.gamma, source_region(s)))
         out["residual_ratio"].append(residual_ratio(s))
         out["rank_correlation"].append(rank_correlation(s.gamma, s.residual))
+        out["effective_share"].append(effective_share(s.gamma))
         out["gamma_max"].append(float(s.gamma.max()))
         out["gamma_p99"].append(float(np.quantile(s.gamma, 0.99)))
     return out

@@ -2,8 +2,9 @@
 
 Plain functions on arrays (numpy arrays, or torch tensors, which are moved to the
 CPU): relative L2, RMS inside and outside a region, γ enrichment, the rank
-correlation of γ with |residual|, velocity errors of a model against the truth
-(whole, illuminated part, anomaly) and the held-out data misfit.
+correlation of γ with |residual|, the mask's effective share of points, velocity
+errors of a model against the truth (whole, illuminated part, anomaly) and the
+held-out data misfit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "band_rms",
     "enrichment",
     "rank_correlation",
+    "effective_share",
     "anomaly_region",
     "velocity_scores",
     "heldout_misfit",
@@ -66,6 +68,20 @@ def rank_correlation(gamma: Any, residual: Any) -> float:
     if g.size < 2 or np.ptp(g) == 0 or np.ptp(r) == 0:
         return float("nan")
     return float(spearmanr(g, r).statistic)
+
+
+def effective_share(weights: Any) -> float:
+    """The share of the points a weighting effectively enforces its term on:
+    ``(Σw)² / (N Σw²)`` over ``[N]`` weights (Kish's effective sample size ÷ N).
+    1 for equal weights; f when the weight sits evenly on a share f of the points
+    and is 0 elsewhere; 1/N when one point holds it all. NaN for no points or
+    zero weights. A mask that balances a source region by switching the term off
+    everywhere else scores near 0, whatever its enrichment."""
+    w = _array(weights)
+    sq = float(np.sum(w**2))
+    if w.size == 0 or sq <= 0:
+        return float("nan")
+    return float(np.sum(w) ** 2 / (w.size * sq))
 
 
 def anomaly_region(true: np.ndarray, start: np.ndarray, fraction: float = 0.2) -> np.ndarray:

@@ -76,6 +76,7 @@ COLUMNS = (
     "source_residual_ratio",
     "gamma_enrichment",
     "gamma_rank_correlation",
+    "gamma_effective_share",
     "steps",
     "wall_seconds",
 )
@@ -320,7 +321,9 @@ def _markdown(
         "wavelet ÷ elsewhere, `gamma_enrichment` the share of the mask there ÷ the share "
         "of points, `gamma_rank_correlation` the Spearman correlation of γ with |residual| "
         "over the collocation points (an SA mask that does not follow its residual is not "
-        "self-adaptive; METHOD §4).",
+        "self-adaptive; METHOD §4), `gamma_effective_share` the share of the points the "
+        "mask effectively keeps the PDE on, (Σγ)²/(N Σγ²): 1 for uniform weights, near 0 "
+        "for a mask that balances the source region by switching the PDE off elsewhere.",
         "",
         markdown_table(report.rows),
         "",
@@ -341,7 +344,8 @@ def _markdown(
         c = curriculum(load_gamma_series(run_dirs[label]))
         lines += [
             f"## γ of {label}",
-            f"Enrichment over snapshots: {', '.join(_fmt(v) for v in c['enrichment'])}.",
+            f"Enrichment over snapshots: {', '.join(_fmt(v) for v in c['enrichment'])}; "
+            f"effective share: {', '.join(_fmt(v) for v in c['effective_share'])}.",
             "",
             f"![gamma {label}](figures/gamma_{label}.png)",
             f"![residual and gamma {label}](figures/residual_gamma_{label}.png)",

@@ -639,6 +639,7 @@ def invert(
     metrics["gamma_enrichment"] = metrics["enrichment"]
     metrics["source_residual_ratio"] = metrics["source_to_other"]
     metrics["gamma_rank_correlation"] = metrics["rank_correlation"]
+    metrics["gamma_effective_share"] = metrics["effective_share"]
     predicted = None
     if score_heldout:
         if illuminated is None and inputs.true is not None:

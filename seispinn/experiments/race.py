@@ -12,6 +12,7 @@ residual is ``r_i = u(x_i) − u*(x_i)``. Measured (METHOD.md §2, §4):
   and outside it, and their ratio (centre / outer);
 - the same on a dense grid (how the fit behaves between training points);
 - the weight enrichment in the band: share of Σw inside ÷ share of points inside;
+- the weights' effective share of the points, (Σw)² / (N Σw²);
 - wall time of the training.
 
 Everything is configured by one frozen :class:`RaceConfig`; an ablation is
@@ -37,7 +38,7 @@ import torch
 from torch import Tensor
 
 from seispinn.config import apply_overrides, parse_overrides
-from seispinn.diagnostics.measures import band_rms, enrichment
+from seispinn.diagnostics.measures import band_rms, effective_share, enrichment
 from seispinn.errors import ConfigError, TrainingError
 from seispinn.pinn.networks import MLP
 from seispinn.pinn.regression import RegressionProblem
@@ -75,6 +76,7 @@ METRICS = (
     "outer_residual",
     "ratio",
     "enrichment",
+    "effective_share",
     "dense_centre_residual",
     "dense_outer_residual",
     "dense_ratio",
@@ -280,6 +282,7 @@ def run_strategy(
         "outer_residual": outer,
         "ratio": _ratio(centre, outer),
         "enrichment": enrichment(weights, in_band),
+        "effective_share": effective_share(weights),
         "dense_centre_residual": d_centre,
         "dense_outer_residual": d_outer,
         "dense_ratio": _ratio(d_centre, d_outer),
@@ -408,6 +411,7 @@ def format_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
         ("outer", "outer_residual"),
         ("ratio", "ratio"),
         ("enrich", "enrichment"),
+        ("eff. share", "effective_share"),
         ("dense centre", "dense_centre_residual"),
         ("dense outer", "dense_outer_residual"),
         ("dense ratio", "dense_ratio"),

@@ -128,7 +128,9 @@ def run_jobs(
 
 
 def median(rs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in rs if key in r)
+    """Median of ``key`` over the runs that have it (NaN when none has)."""
+    values = [r[key] for r in rs if key in r]
+    return statistics.median(values) if values else float("nan")
 
 
 def groups(results: list[dict[str, Any]]):

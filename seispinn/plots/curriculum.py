@@ -346,18 +346,19 @@ def curriculum_figure(
     | Mapping[str, SnapshotLike | Sequence[GammaSnapshot]],
 ) -> Figure:
     """The automatic curriculum as curves over training steps: γ enrichment in the
-    source region (METHOD §4), the source-region ÷ elsewhere residual ratio and the
-    rank correlation of γ with |r|; ``runs`` is one run (folder or snapshots) or
-    ``{label: run}`` to overlay."""
+    source region (METHOD §4), the source-region ÷ elsewhere residual ratio, the
+    rank correlation of γ with |r| and γ's effective share of the points; ``runs`` is
+    one run (folder or snapshots) or ``{label: run}`` to overlay."""
     if not isinstance(runs, Mapping):
         runs = {"": runs}
-    fig = _figure(13.0, 3.4)
-    ax_e, ax_r, ax_c = fig.subplots(1, 3)
+    fig = _figure(17.0, 3.4)
+    ax_e, ax_r, ax_c, ax_s = fig.subplots(1, 4)
     for label, run in runs.items():
         c = curriculum(_series(run))
         ax_e.plot(c["step"], c["enrichment"], "o-", ms=3, label=label or None)
         ax_r.plot(c["step"], c["residual_ratio"], "o-", ms=3, label=label or None)
         ax_c.plot(c["step"], c["rank_correlation"], "o-", ms=3, label=label or None)
+        ax_s.plot(c["step"], c["effective_share"], "o-", ms=3, label=label or None)
     ax_e.axhline(1.0, color="k", lw=0.8, ls="--")
     ax_e.set_xlabel("step")
     ax_e.set_ylabel("γ enrichment in the source region")
@@ -371,6 +372,10 @@ def curriculum_figure(
     ax_c.set_xlabel("step")
     ax_c.set_ylabel("rank correlation of γ with |r|")
     ax_c.set_title("does the mask follow the residual")
+    ax_s.set_ylim(0.0, 1.05)
+    ax_s.set_xlabel("step")
+    ax_s.set_ylabel("effective share of points, (Σγ)² / (N Σγ²)")
+    ax_s.set_title("how much of the domain it keeps")
     if any(runs):
         ax_e.legend(fontsize=8)
     return fig
