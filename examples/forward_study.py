@@ -20,6 +20,7 @@ Deepwave references (default OUT/reference_cache).
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def _one(job: dict) -> dict:
     )
 
 
+def _cell(value: float) -> str:
+    """Two decimals, or – where the measure does not apply (a uniform mask's ranking)."""
+    return "–" if math.isnan(value) else f"{value:.2f}"
+
+
 def table(results: list[dict]) -> str:
     """A markdown table of medians over seeds, [min–max] of the wavefield error."""
     rows = [
@@ -58,8 +64,9 @@ def table(results: list[dict]) -> str:
             f"| {case} | {variant} | {w} | {len(rs)} | {statistics.median(err):.3f} "
             f"({min(err):.3f}–{max(err):.3f}) | {src:.3g} | "
             f"{study.median(rs, 'other_residual'):.3g} | {ratio:.2f} | "
-            f"{study.median(rs, 'enrichment'):.2f} | {study.median(rs, 'rank_correlation'):.2f} | "
-            f"{study.median(rs, 'effective_share'):.2f} | {study.median(rs, 'train_seconds'):.0f} |"
+            f"{study.median(rs, 'enrichment'):.2f} | "
+            f"{_cell(study.median(rs, 'rank_correlation'))} | "
+            f"{study.median(rs, 'effective_share'):.3g} | {study.median(rs, 'train_seconds'):.0f} |"
         )
     return "\n".join(rows)
 

@@ -30,7 +30,8 @@ def main(argv: list[str]) -> None:
         print(
             f"SA / uniform: centre/outer ratio {sa['ratio'] / uniform['ratio']:.2f}x, "
             f"centre residual {sa['centre_residual'] / uniform['centre_residual']:.2f}x, "
-            f"SA centre enrichment {sa['enrichment']:.2f}"
+            f"SA centre enrichment {sa['enrichment']:.2f}, "
+            f"effective share {sa['effective_share']:.2f}"
         )
     first = {name: runs[0] for name, runs in result.runs.items()}
     fig = plot_race(result.x_train, result.y_train, result.x_dense, result.y_dense, first,

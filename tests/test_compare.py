@@ -142,3 +142,11 @@ def test_compare_runs_each_formulation_on_the_same_data(tmp_path):
     assert "scattered, total" in (tmp_path / "report.md").read_text()
     with pytest.raises(ConfigError, match="unknown 'born'"):
         compare(config, ["uniform"], tmp_path / "x", formulations=["born"])
+
+
+def test_study_median_leaves_out_nans_and_missing_keys():
+    from seispinn.experiments.study import median
+
+    runs = [{"share": 0.5}, {"share": float("nan")}, {"share": 0.1}, {}, {"share": 0.3}]
+    assert median(runs, "share") == pytest.approx(0.3)  # not whatever NaN's place gives
+    assert np.isnan(median([{"rank": float("nan")}, {}], "rank"))  # a uniform mask's

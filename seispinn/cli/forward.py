@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wavefield error {metrics['wavefield_error']:.3f}, source/other residual "
         f"{metrics['source_residual']:.3g}/{metrics['other_residual']:.3g}, enrichment "
-        f"{metrics['enrichment']:.2f}, effective share {metrics['effective_share']:.2f}, "
+        f"{metrics['enrichment']:.2f}, effective share {metrics['effective_share']:.3g}, "
         f"{metrics['train_seconds']:.0f} s -> {args.run_dir}"
     )
     return 0

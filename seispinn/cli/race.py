@@ -28,7 +28,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Fit u*(x) = tanh(20x) from 30 points once per weighting strategy "
             "(uniform, gradnorm, sa, rba) over several seeds; report the centre/outer "
-            "residual ratio and the weight enrichment in the centre."
+            "residual ratio, the weight enrichment in the centre and the weights' "
+            "effective share of the points."
         ),
     )
     p.add_argument("--strategies", type=_names, help="comma list, default uniform,gradnorm,sa,rba")

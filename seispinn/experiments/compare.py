@@ -336,7 +336,8 @@ def _markdown(
         "## Loss terms",
         "![losses](figures/losses.png)",
         "",
-        "## Curriculum: γ enrichment and residual ratio over training",
+        "## Curriculum: γ enrichment, residual ratio, rank correlation and effective share "
+        "over training",
         "![curriculum](figures/curriculum.png)",
         "",
     ]

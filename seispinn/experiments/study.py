@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import statistics
 from collections.abc import Callable
@@ -128,8 +129,9 @@ def run_jobs(
 
 
 def median(rs: list[dict[str, Any]], key: str) -> float:
-    """Median of ``key`` over the runs that have it (NaN when none has)."""
-    values = [r[key] for r in rs if key in r]
+    """Median of ``key`` over the runs that have it, NaNs left out (NaN when none
+    has a number: a uniform mask's rank correlation)."""
+    values = [r[key] for r in rs if key in r and not math.isnan(r[key])]
     return statistics.median(values) if values else float("nan")
 
 
