@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from seispinn.cli.invert import check_data_files
 from seispinn.experiments.forward import load_forward_config
 from seispinn.experiments.invert import load_invert_config
 from seispinn.survey import load_survey
@@ -31,8 +32,6 @@ def test_example_config_loads(path: Path):
         load_survey(path)
     else:
         data = load_invert_config(path).data
-        named = [getattr(data, key) for key in ("survey", "shots", "start", "true_model")]
-        for file in filter(None, named):
-            assert Path(file).is_file(), f"{path.name} names {file}, which is missing"
+        check_data_files(data, path)  # the CLI's own check, before any run
         if data.survey:
             load_survey(data.survey)
