@@ -80,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
 def check_data_files(data, config_path: Path | None) -> None:
     """Every file ``[data]`` names exists, before the run folder is made."""
+    from seispinn.experiments.invert import DATA_FILES
+
     where = f"{config_path} [data]" if config_path is not None else "[data]"
-    for key in ("survey", "shots", "start", "true_model"):
+    for key in DATA_FILES:
         value = getattr(data, key)
         if value and not Path(value).is_file():
             raise ConfigError(f"{where} {key}: {value}: no such file")

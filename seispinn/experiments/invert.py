@@ -207,7 +207,7 @@ def load_invert_config(
     overridden = (overrides or {}).get("data", {})
     d = config.data
     fixed = {}
-    for key in _DATA_FILES:
+    for key in DATA_FILES:
         value = getattr(d, key)
         if not value or Path(value).is_absolute() or key in overridden:
             continue  # an override is relative to where the command runs
@@ -217,7 +217,7 @@ def load_invert_config(
 
 
 #: The ``[data]`` keys that name files.
-_DATA_FILES = ("survey", "shots", "start", "true_model")
+DATA_FILES = ("survey", "shots", "start", "true_model")
 #: The source checkout (where the default survey's ``examples/`` live).
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
