@@ -202,7 +202,7 @@ def test_cli_writes_json_and_plot(tmp_path, capsys):
         assert len(entry["per_seed"]) == 1
     assert report["sa"]["options"] == {"mask": "sigmoid", "init": -3.0, "optimizer": "bounded",
                                        "lr": None, "normalise": True, "time_slices": 1,
-                                       "balance": False}  # fmt: skip
+                                       "balance": False, "max_relative": 20.0}  # fmt: skip
     assert fig.stat().st_size > 10_000
     assert "uniform" in capsys.readouterr().out
 

@@ -135,8 +135,9 @@ def test_bounded_ascent_caps_a_runaway_residual():
     sq = torch.ones(1000)
     sq[:10] = 1e4
     ids = torch.arange(1000)
-    scaled = SelfAdaptiveMask(1000, SAOptions(optimizer="scaled"))
-    bounded = SelfAdaptiveMask(1000, SAOptions(optimizer="bounded", lr=1e-3))
+    uncapped = math.inf  # the per-visit bound alone (max_relative is tested below)
+    scaled = SelfAdaptiveMask(1000, SAOptions(optimizer="scaled", max_relative=uncapped))
+    bounded = SelfAdaptiveMask(1000, SAOptions(optimizer="bounded", lr=1e-3, max_relative=uncapped))
     for step in range(50):
         scaled.update(step, ids, sq)
         before = bounded.lam.clone()
@@ -145,6 +146,34 @@ def test_bounded_ascent_caps_a_runaway_residual():
     assert float(scaled.lam[0]) > 1000.0
     assert 1.05 < float(bounded.lam[0]) < 1.11
     assert float(bounded.lam[0]) > float(bounded.lam[500]) > 1.0
+
+
+@pytest.mark.parametrize(
+    ("mask", "init", "lr"), [("square", 1.0, 0.1), ("softplus", 0.0, 0.5), ("sigmoid", -6.0, 50.0)]
+)
+def test_sa_max_relative_caps_the_mask_and_keeps_its_ranking(mask, init, lr):
+    """The same source region under a fast ascent: uncapped, its points end far
+    above 20× the mean mask (the rest of the pool switched off); the default cap
+    holds them at 20× and ``max_relative = 5`` at 5×, with the source points at
+    the cap and a point with a middling residual still above the quiet ones."""
+    sq = torch.ones(1000)
+    sq[:10], sq[10] = 1e4, 3.0
+    ids = torch.arange(1000)
+    free = SelfAdaptiveMask(1000, SAOptions(mask=mask, init=init, lr=lr, max_relative=math.inf))
+    default = SelfAdaptiveMask(1000, SAOptions(mask=mask, init=init, lr=lr))
+    capped = SelfAdaptiveMask(1000, SAOptions(mask=mask, init=init, lr=lr, max_relative=5))
+    for step in range(200):
+        for sa in (free, default, capped):
+            sa.update(step, ids, sq)
+        assert float(capped.relative_weights().max()) <= 5.0 * (1 + 1e-5)
+        assert float(default.relative_weights().max()) <= 20.0 * (1 + 1e-5)
+    assert float(free.relative_weights()[:10].min()) > 20.0
+    assert float(default.diagnostics()["capped_fraction"]) == pytest.approx(0.01)
+    rel = capped.relative_weights()
+    assert float(rel[:10].min()) > 4.8
+    assert float(rel[10]) > float(rel[11:].max())
+    with pytest.raises(ConfigError, match="max_relative must be > 1"):
+        SAOptions(max_relative=1.0)
 
 
 @pytest.mark.parametrize("optimizer", ["scaled", "bounded", "sgd", "adam"])
@@ -638,7 +667,7 @@ def test_weighting_options_take_nested_tables_and_overrides():
     assert sa.options() == SAOptions(optimizer="sgd")
     want = (
         "run.toml [weighting.sa]: unknown key 'lrr' "
-        "(known: balance, init, lr, mask, normalise, optimizer, time_slices)"
+        "(known: balance, init, lr, mask, max_relative, normalise, optimizer, time_slices)"
     )
     with pytest.raises(ConfigError, match=re.escape(want)):
         build_section(WeightingOptions, {"sa": {"lrr": 1.0}}, "run.toml [weighting]")
