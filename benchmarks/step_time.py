@@ -88,7 +88,7 @@ def _problem(case: str, n: int, device: str):  # noqa: C901 - one self-contained
     elif base in ("sa_scaled", "sa_adam"):  # the SA ascents besides the default
         options = SAOptions(optimizer=base.removeprefix("sa_"))
     elif base == "sa_uncapped":
-        options = SAOptions(max_relative=float("inf"))
+        options = SAOptions(max_relative=None)
 
     class Residual(torch.nn.Module):
         def __init__(self) -> None:

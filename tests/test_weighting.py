@@ -135,9 +135,9 @@ def test_bounded_ascent_caps_a_runaway_residual():
     sq = torch.ones(1000)
     sq[:10] = 1e4
     ids = torch.arange(1000)
-    uncapped = math.inf  # the per-visit bound alone (max_relative is tested below)
-    scaled = SelfAdaptiveMask(1000, SAOptions(optimizer="scaled", max_relative=uncapped))
-    bounded = SelfAdaptiveMask(1000, SAOptions(optimizer="bounded", lr=1e-3, max_relative=uncapped))
+    # the per-visit bound alone, uncapped (max_relative is tested below)
+    scaled = SelfAdaptiveMask(1000, SAOptions(optimizer="scaled", max_relative=None))
+    bounded = SelfAdaptiveMask(1000, SAOptions(optimizer="bounded", lr=1e-3, max_relative=None))
     for step in range(50):
         scaled.update(step, ids, sq)
         before = bounded.lam.clone()
@@ -159,7 +159,7 @@ def test_sa_max_relative_caps_the_mask_and_keeps_its_ranking(mask, init, lr):
     sq = torch.ones(1000)
     sq[:10], sq[10] = 1e4, 3.0
     ids = torch.arange(1000)
-    free = SelfAdaptiveMask(1000, SAOptions(mask=mask, init=init, lr=lr, max_relative=math.inf))
+    free = SelfAdaptiveMask(1000, SAOptions(mask=mask, init=init, lr=lr, max_relative=None))
     default = SelfAdaptiveMask(1000, SAOptions(mask=mask, init=init, lr=lr))
     capped = SelfAdaptiveMask(1000, SAOptions(mask=mask, init=init, lr=lr, max_relative=5))
     for step in range(200):
@@ -169,11 +169,47 @@ def test_sa_max_relative_caps_the_mask_and_keeps_its_ranking(mask, init, lr):
         assert float(default.relative_weights().max()) <= 20.0 * (1 + 1e-5)
     assert float(free.relative_weights()[:10].min()) > 20.0
     assert float(default.diagnostics()["capped_fraction"]) == pytest.approx(0.01)
+    assert "capped_fraction" not in free.diagnostics()
     rel = capped.relative_weights()
     assert float(rel[:10].min()) > 4.8
     assert float(rel[10]) > float(rel[11:].max())
     with pytest.raises(ConfigError, match="max_relative must be > 1"):
         SAOptions(max_relative=1.0)
+
+
+def test_sa_max_relative_holds_within_time_slices_and_for_the_recipes_ascent():
+    """The cap is against the mean of the point's own time slice; it holds for the
+    forward recipe's unnormalised Adam ascent; a negative square-mask λ keeps its
+    sign; and a config turns it off with the word none."""
+    from seispinn.config import build_section, parse_overrides
+    from seispinn.pinn.weighting import WeightingOptions
+
+    t = torch.linspace(0, 0.99, 1000)
+    sq = torch.ones(1000)
+    sq[:5] = 1e4  # early points with a large residual
+    sq[500:] = 100.0  # late times' larger residual raises their slice's mean
+    ids = torch.arange(1000)
+    sliced = SelfAdaptiveMask(1000, SAOptions(lr=0.1, time_slices=2, max_relative=5))
+    sliced.set_times(t)
+    for step in range(200):
+        sliced.update(step, ids, sq)
+    gamma = sliced._mask(sliced.lam)
+    first = gamma[sliced.slice == 0]
+    assert float(gamma[:5].min() / first.mean()) == pytest.approx(5.0, rel=0.02)
+    assert float(gamma[:5].min() / gamma.mean()) < 4.5  # not the pool's mean
+    adam = SelfAdaptiveMask(1000, SAOptions(optimizer="adam", normalise=False, max_relative=3))
+    for step in range(300):
+        adam.update(step, ids, sq)
+    assert float(adam.relative_weights().max()) <= 3.0 * (1 + 1e-5)
+    negative = SelfAdaptiveMask(4, SAOptions(init=-1.0, lr=0.5, max_relative=2))
+    for step in range(50):
+        negative.update(step, torch.arange(4), torch.tensor([1e4, 1.0, 1.0, 1.0]))
+    assert bool((negative.lam < 0).all())
+    assert float(negative.relative_weights().max()) <= 2.0 * (1 + 1e-5)
+    off = build_section(WeightingOptions, {"sa": {"max_relative": "none"}}, "run.toml [weighting]")
+    assert off.sa.max_relative is None
+    over = parse_overrides(["weighting.sa.max_relative=none"])
+    assert build_section(WeightingOptions, over["weighting"], "--set").sa.max_relative is None
 
 
 @pytest.mark.parametrize("optimizer", ["scaled", "bounded", "sgd", "adam"])
