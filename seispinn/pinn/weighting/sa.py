@@ -21,6 +21,10 @@ moving every λ) and so that the step can be made unit-free (METHOD §1):
   RMS of its own gradient, so every λ climbs by about η per step whatever its
   residual: the mask stops following the residual (rank correlation of γ with
   |r| −0.01 on the demo, against +0.8 with plain ascent).
+
+After any ascent, ``max_relative`` (default 20) holds a point's mask at most that
+many times the mean mask, so that over a long run the mask cannot put nearly all
+the weight on a few hundred points (docs/weighting.md, "The cap on the mask").
 """
 
 from __future__ import annotations
