@@ -70,18 +70,22 @@ def _sigmoid_slope(lam: Tensor) -> Tensor:
     return s * (1 - s)
 
 
-def _inverse_sigmoid(gamma: Tensor) -> Tensor:
+def _inverse_sigmoid(gamma: Tensor, lam: Tensor) -> Tensor:
     return torch.logit(gamma.clamp(1e-12, 1 - 1e-12))
 
 
-def _inverse_softplus(gamma: Tensor) -> Tensor:
+def _inverse_square(gamma: Tensor, lam: Tensor) -> Tensor:
+    return torch.copysign(gamma.sqrt(), lam)  # λ² has two branches: stay on λ's
+
+
+def _inverse_softplus(gamma: Tensor, lam: Tensor) -> Tensor:
     return gamma + torch.log(-torch.expm1(-gamma.clamp_min(1e-12)))
 
 
-#: λ = m⁻¹(γ) of each mask (the square mask's positive branch), for ``max_relative``.
-_INVERSES: dict[str, Callable[[Tensor], Tensor]] = {
+#: λ with ``m(λ) = γ`` on the branch of the current λ, for each mask (``max_relative``).
+_INVERSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "sigmoid": _inverse_sigmoid,
-    "square": torch.sqrt,
+    "square": _inverse_square,
     "softplus": _inverse_softplus,
 }
 
@@ -269,11 +273,7 @@ class SelfAdaptiveMask(PointWeighting):
         times the mean mask (of the point's time slice)."""
         limit = float(self.options.max_relative) * self._slice_means()[self.slice[ids]]
         over = self._mask(lam) > limit
-        # a square mask's λ may be negative (init < 0): keep its sign
-        held = _INVERSES[self.options.mask](limit)
-        if self.options.mask == "square":
-            held = held * torch.where(lam < 0, -1.0, 1.0)
-        return torch.where(over, held, lam)
+        return torch.where(over, _INVERSES[self.options.mask](limit, lam), lam)
 
     def _ascend(self, ids_b: Tensor, sq_b: Tensor, size: int) -> Tensor | None:
         """The batch's new λ ``[B]`` from its r² ``[B]`` (None: no step)."""
