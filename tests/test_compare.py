@@ -111,6 +111,55 @@ def test_compare_runs_every_weighting_on_the_same_start_and_writes_the_report(tm
         compare(config, ["sgd"], tmp_path / "x")
 
 
+def test_compare_resume_keeps_finished_runs_and_continues_the_interrupted_one(tmp_path, capsys):
+    """`--resume` after a comparison stopped inside its SA run (after the last
+    checkpoint) and before the baseline: the uniform run is kept untouched, SA
+    continues from its checkpoint (no step redone), FWI runs, and the table is the
+    uninterrupted one; other settings are refused before any work."""
+    config = load_invert_config(ROOT / "examples" / "invert_anomaly.toml", SMALL)
+    whole = compare(config, ["uniform", "sa"], tmp_path, baseline="fwi", progress=False)
+    runs = tmp_path / "runs"
+    for name in ("sa_seed0/row.json", "sa_seed0/metrics.json", "fwi/row.json"):
+        (runs / name).unlink()
+    kept = (runs / "uniform_seed0" / "checkpoint.pt").stat().st_mtime_ns
+    history = json.loads((runs / "sa_seed0" / "history.json").read_text())
+    again = compare(config, ["uniform", "sa"], tmp_path, baseline="fwi", progress=True, resume=True)
+    out = capsys.readouterr().out
+    assert "[compare] uniform_seed0: done before, kept" in out, out
+    assert "[compare] sa_seed0: 24 steps (resumed)" in out, out
+    assert (runs / "uniform_seed0" / "checkpoint.pt").stat().st_mtime_ns == kept
+    assert json.loads((runs / "sa_seed0" / "history.json").read_text()) == history
+    assert [r["method"] for r in again.rows] == ["start", "uniform", "sa", "fwi"]
+    for a, b in zip(whole.rows, again.rows, strict=True):
+        for key in ("velocity_error", "heldout_misfit", "gamma_rank_correlation", "steps"):
+            assert a[key] == pytest.approx(b[key], nan_ok=True), (a["method"], key)
+    # The resumed run's wall time counts the training its checkpoint recorded.
+    assert again.rows[2]["wall_seconds"] >= history[-1]["seconds"]
+    other = load_invert_config(
+        ROOT / "examples" / "invert_anomaly.toml", {**SMALL, "network": {"width": 12, "depth": 2}}
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"config.json: the comparison was made with other settings.*network.width 16 -> 12",
+    ):
+        compare(other, ["uniform"], tmp_path, resume=True, progress=False)
+    assert (
+        main(
+            [
+                "compare",
+                "--config",
+                str(ROOT / "examples" / "invert_anomaly.toml"),
+                "--out",
+                str(tmp_path / "none"),
+                "--resume",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "config.json: no comparison to resume in" in err and err.count("\n") == 1, err
+
+
 def test_reduced_demo_prints_the_table_and_the_report(tmp_path, capsys):
     args = ["demo", "--out", str(tmp_path), "--steps", "16"]
     for sec, kv in SMALL.items():

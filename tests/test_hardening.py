@@ -293,8 +293,48 @@ def test_resume_with_another_network_names_the_checkpoint(tmp_path, capsys) -> N
     capsys.readouterr()
     assert main([*run, "--steps", "4", "--resume"]) == 2
     err = capsys.readouterr().err
+    assert "config.json: the run was made with other settings, cannot resume" in err, err
+    assert "network.width 8 -> 12" in err and err.count("\n") == 1
+    # Without the run's settings to compare with, the checkpoint itself refuses.
+    (tmp_path / "run" / "config.json").unlink()
+    assert main([*run, "--steps", "4", "--resume"]) == 2
+    err = capsys.readouterr().err
     assert "checkpoint.pt: does not match this run's configuration, cannot resume" in err, err
     assert err.count("\n") == 1
+
+
+def test_resume_refuses_changed_settings_but_extends_and_names_new_ones(tmp_path, capsys) -> None:
+    """A resumed run keeps the settings it was made with: another rate is refused with
+    one line naming the key, before the checkpoint is touched; more steps are allowed;
+    a setting the run folder predates is named on stderr."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "[collocation]\nn_points = 500\nbatch_size = 100\n[training]\nsteps = 2\n"
+        "progress = false\n[reference]\ndx = 10.0\npadding = 200.0\n[network]\ndepth = 2\n"
+        "width = 8\n[weighting]\nname = 'sa'\n"
+    )
+    run_dir = tmp_path / "run"
+    run = ["forward", "--config", str(config), "--run-dir", str(run_dir)]
+    assert main(run) == 0
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    refused = [*run, "--steps", "4", "--resume", "--set", "weighting.sa.max_relative=none"]
+    assert main(refused) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "config.json: the run was made with other settings, cannot resume" in err, err
+    assert "weighting.sa.max_relative 20.0 -> null" in err, err
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
+    # A run folder written before `max_relative` existed: the resume names the default.
+    stored = json.loads((run_dir / "config.json").read_text())
+    del stored["weighting"]["sa"]["max_relative"]
+    (run_dir / "config.json").write_text(json.dumps(stored))
+    assert main([*run, "--steps", "4", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "made before these settings existed" in err, err
+    assert "weighting.sa.max_relative = 20.0" in err, err
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 4
+    assert json.loads((run_dir / "config.json").read_text())["training"]["steps"] == 4
 
 
 # --- divergence -----------------------------------------------------------------------

@@ -295,6 +295,37 @@ def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
     assert json.loads((run / "metrics.json").read_text())["steps"] == 6
 
 
+def test_invert_cli_resumes_a_run_of_several_rounds(tmp_path, capsys):
+    """`--resume` finds the round a multi-round run stopped in (its checkpoint is in
+    run/round{k}/, not run/) and finishes it to the uninterrupted result; other
+    settings are refused naming that round's config.json."""
+    config = _reduced_anomaly_config(tmp_path, steps=4)
+    config = dataclasses.replace(
+        config, collocation=dataclasses.replace(config.collocation, n_points=2000)
+    )
+    d = dataclasses.asdict(config)
+    lines = []
+    for section in ("data", "source", "network", "velocity", "collocation", "weighting"):
+        lines += _toml_table(section, d[section])
+    lines += ["[training]", "steps = 4", "progress = false", "[physics]", "rounds = 2"]
+    cfg = tmp_path / "inv.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    args = ["invert", "--config", str(cfg), "--run-dir", str(run)]
+    assert main(args) == 0
+    finished = (run / "inverted.sgy").read_bytes()
+    # What a kill during round 1, after its last checkpoint, leaves behind.
+    for name in ("round1/velocity.npy", "metrics.json", "inverted.sgy"):
+        (run / name).unlink()
+    capsys.readouterr()
+    assert main([*args, "--resume", "--set", "training.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'round1' / 'config.json'}: the run was made with other settings" in err, err
+    assert main([*args, "--resume"]) == 0
+    assert (run / "inverted.sgy").read_bytes() == finished
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 8
+
+
 def test_invert_cli_rejects_bad_config_with_one_line(tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[data]\nshots = "missing.sgy"\nstart_velocity = 2000.0\n[velocty]\nwidth = 3\n')

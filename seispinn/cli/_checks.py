@@ -52,12 +52,13 @@ def check_run_dir(path: Path, option: str = "--run-dir") -> None:
         raise ConfigError(f"{option} {path}: exists and is not a folder")
 
 
-def check_resume(run_dir: Path) -> None:
-    """With ``--resume``: the run folder's checkpoint loads (one line naming it if not),
-    checked before any data are simulated."""
-    from seispinn.pinn.training import load_checkpoint
+def check_resume(folder: Path, config: object) -> None:
+    """With ``--resume``, before any data are simulated: the checkpoint in ``folder``
+    loads and ``config`` has the settings the run was made with (one line naming the
+    file if not; :func:`seispinn.experiments.run.check_resumable`)."""
+    from seispinn.experiments.run import check_resumable
 
-    load_checkpoint(run_dir / "checkpoint.pt")
+    check_resumable(folder, config)
 
 
 def override_items(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:

@@ -53,6 +53,12 @@ def add_compare_arguments(
         help="override a value",
     )
     p.add_argument("--device", help="torch device (default: cuda if available)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted comparison in --out: keep the runs that are done, "
+        "continue the others from their checkpoints",
+    )
     add_tensorboard_argument(p)
 
 
@@ -85,6 +91,7 @@ def run_compare(args: argparse.Namespace) -> Path:
         baseline=args.baseline,
         seeds=_ints(args.seeds, "seeds"),
         device=args.device,
+        resume=args.resume,
     )
     print(markdown_table(report.rows))
     print(f"report: {report.out / 'report.md'}")

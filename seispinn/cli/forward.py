@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     check_run_dir(args.run_dir)
     check_device(args.device)
     if args.resume:
-        check_resume(args.run_dir)
+        check_resume(args.run_dir, config)
     metrics = run_forward(
         config, args.run_dir, resume=args.resume, config_path=args.config, device=args.device
     )

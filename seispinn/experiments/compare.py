@@ -10,6 +10,7 @@ Report folder::
     runs/[<formulation>-]<weighting>_seed<k>/   PINN run folders (experiments.invert)
     runs/fwi/            inverted.sgy, predicted.sgy, history.json (per evaluation),
                          bands.json (misfit and error per band), fwi.png, metrics.json
+    runs/*/row.json      the run's row of the table, written when the run is done
     figures/             velocity, gathers, losses, curriculum, γ per run
 
 In Python::
@@ -18,6 +19,9 @@ In Python::
     from seispinn.experiments.invert import load_invert_config
     report = compare(load_invert_config("examples/compare_demo.toml"),
                      ["uniform", "sa"], "runs/report", baseline="fwi")
+
+``resume=True`` finishes an interrupted comparison in the same folder: runs with a
+``row.json`` are kept, a PINN run with a checkpoint continues from it, the rest run.
 """
 
 from __future__ import annotations
@@ -46,12 +50,16 @@ from seispinn.experiments.invert import (
     model_scores,
     planned_inputs,
     prepare_inputs,
+    resume_folder,
+    round_folder,
     write_run_outputs,
 )
-from seispinn.io import write_velocity
+from seispinn.experiments.run import check_resumable, check_same_settings
+from seispinn.io import read_velocity, write_velocity
 from seispinn.modelling.fwi import fwi
 from seispinn.models import VelocityModel
 from seispinn.pinn.problem import FORMULATIONS
+from seispinn.pinn.training import load_checkpoint, write_text_atomic
 from seispinn.pinn.weighting import STRATEGIES
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
 from seispinn.plots.inversion import (
@@ -136,7 +144,41 @@ def _run_fwi(
             inputs.true, inputs.start, result.model, result.first_direction, result.bands
         )
         fig.savefig(run_dir / "fwi.png", dpi=100)
-    return _row("fwi", "", metrics, len(result.history), result.seconds), result.model
+    row = _row("fwi", "", metrics, len(result.history), result.seconds)
+    write_text_atomic(run_dir / "row.json", json.dumps(row))
+    return row, result.model
+
+
+def _done(
+    run_dir: Path, start: VelocityModel, steps: int | None
+) -> tuple[dict, VelocityModel] | None:
+    """A finished run's row and model (its ``row.json`` and ``inverted.sgy``), or None
+    when it has none or was trained for other than ``steps`` (None: any)."""
+    if not (run_dir / "row.json").exists() or not (run_dir / "inverted.sgy").exists():
+        return None
+    row = json.loads((run_dir / "row.json").read_text())
+    if steps is not None and row.get("steps") != steps:
+        return None
+    values = read_velocity(run_dir / "inverted.sgy", units="m/s").values
+    return row, dataclasses.replace(start, values=values)
+
+
+def _trained_seconds(run_dir: Path, rounds: int) -> float:
+    """The training time the checkpoints of a run folder record (every round's)."""
+    folders = [round_folder(run_dir, k, rounds) for k in range(rounds)]
+    return sum(
+        float(load_checkpoint(f / "checkpoint.pt")["seconds"])
+        for f in folders
+        if (f / "checkpoint.pt").exists()
+    )
+
+
+def _check_resume(out: Path, config: InvertConfig) -> None:
+    """A comparison resumes only in a report folder made with the same settings."""
+    path = out / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{path}: no comparison to resume in {out}")
+    check_same_settings(path, config, "comparison")
 
 
 def compare(
@@ -149,11 +191,15 @@ def compare(
     device: str | None = None,
     progress: bool = True,
     formulations: Sequence[str] | None = None,
+    resume: bool = False,
 ) -> CompareReport:
     """Run the inversion of ``config`` once per formulation, weighting and seed (and
     the FWI baseline once, ``baseline='fwi'``) on the same inputs; write the report
     folder. ``formulations`` (``'total'``, ``'scattered'``; default: the config's)
-    label each row ``formulation/weighting`` when given."""
+    label each row ``formulation/weighting`` when given. ``resume``: keep the runs of
+    ``out`` that are done and continue the interrupted ones from their checkpoints
+    (the settings must be ``out``'s; weightings, seeds and the baseline may differ).
+    A continued run's wall time adds the training time its checkpoints record."""
     bad = [w for w in weightings if w not in STRATEGIES]
     if bad or not weightings:
         raise ConfigError(f"weightings: unknown {bad[0]!r}" if bad else "weightings: none given")
@@ -167,6 +213,14 @@ def compare(
         for _, cfg in variants:
             check_memory(cfg, planned, device)
     out = Path(out)
+    if resume:
+        _check_resume(out, config)
+        for seed in seeds:  # each interrupted run's own settings, before any work
+            for method, variant in variants:
+                d = out / "runs" / f"{method.replace('/', '-')}_seed{seed}"
+                folder = resume_folder(d, variant.physics.rounds)
+                if not (d / "row.json").exists() and (folder / "checkpoint.pt").exists():
+                    check_resumable(folder, _seeded(variant, seed, progress))
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     inputs = prepare_inputs(config, out)
@@ -179,36 +233,69 @@ def compare(
     for seed in seeds:
         for method, variant in variants:
             label = f"{method.replace('/', '-')}_seed{seed}"
-            cfg = dataclasses.replace(
-                variant,
-                training=dataclasses.replace(variant.training, seed=seed, progress=progress),
+            cfg = _seeded(variant, seed, progress)
+            run_dirs[label] = run_dir = out / "runs" / label
+            row, models[label] = _pinn_run(
+                method, label, cfg, inputs, illuminated, run_dir, resume, device, progress
             )
-            steps = cfg.training.steps * cfg.physics.rounds
-            if progress:
-                print(f"[compare] {label}: {steps} steps", flush=True)
-            t0 = time.perf_counter()
-            result = invert(
-                inputs, cfg, out / "runs" / label, device=device, illuminated=illuminated
-            )
-            rows.append(_row(method, seed, result.metrics, steps, time.perf_counter() - t0))
-            models[label] = result.model
-            run_dirs[label] = out / "runs" / label
+            rows.append(row)
     if baseline == "fwi":
-        if progress:
-            stages = ", ".join(
-                f"{f:g}" if f else "full" for f in config.fwi.stages(inputs.source.freq)
-            )
-            print(f"[compare] fwi: stages {stages} (Hz low-pass corners)", flush=True)
-        row, models["fwi"] = _run_fwi(
-            inputs, config, held, illuminated, out / "runs" / "fwi", progress
-        )
-        rows.append(row)
-        run_dirs["fwi"] = out / "runs" / "fwi"
+        run_dirs["fwi"] = run_dir = out / "runs" / "fwi"
+        kept = _done(run_dir, inputs.start, None) if resume else None
+        if kept is None:
+            if progress:
+                stages = ", ".join(
+                    f"{f:g}" if f else "full" for f in config.fwi.stages(inputs.source.freq)
+                )
+                print(f"[compare] fwi: stages {stages} (Hz low-pass corners)", flush=True)
+            (run_dir / "row.json").unlink(missing_ok=True)
+            kept = _run_fwi(inputs, config, held, illuminated, run_dir, progress)
+        elif progress:
+            print("[compare] fwi: done before, kept", flush=True)
+        rows.append(kept[0])
+        models["fwi"] = kept[1]
     report = CompareReport(rows, out, models)
     write_table(rows, out)
     _figures(report, inputs, held, run_dirs)
     _markdown(report, config, run_dirs, variants)
     return report
+
+
+def _seeded(variant: InvertConfig, seed: int, progress: bool) -> InvertConfig:
+    training = dataclasses.replace(variant.training, seed=seed, progress=progress)
+    return dataclasses.replace(variant, training=training)
+
+
+def _pinn_run(
+    method: str,
+    label: str,
+    cfg: InvertConfig,
+    inputs: InversionInputs,
+    illuminated: np.ndarray | None,
+    run_dir: Path,
+    resume: bool,
+    device: str | None,
+    progress: bool,
+) -> tuple[dict, VelocityModel]:
+    """One PINN row: kept from ``run_dir`` when done before (``resume``), continued
+    from its checkpoint when interrupted, else trained; its ``row.json`` written."""
+    steps = cfg.training.steps * cfg.physics.rounds
+    kept = _done(run_dir, inputs.start, steps) if resume else None
+    if kept is not None:
+        if progress:
+            print(f"[compare] {label}: done before, kept", flush=True)
+        return kept
+    rounds = cfg.physics.rounds
+    again = resume and (resume_folder(run_dir, rounds) / "checkpoint.pt").exists()
+    before = _trained_seconds(run_dir, rounds) if again else 0.0
+    if progress:
+        print(f"[compare] {label}: {steps} steps" + (" (resumed)" if again else ""), flush=True)
+    (run_dir / "row.json").unlink(missing_ok=True)  # a stale row must not outlive a rerun
+    t0 = time.perf_counter()
+    result = invert(inputs, cfg, run_dir, resume=again, device=device, illuminated=illuminated)
+    row = _row(method, cfg.training.seed, result.metrics, steps, time.perf_counter() - t0 + before)
+    write_text_atomic(run_dir / "row.json", json.dumps(row))
+    return row, result.model
 
 
 def _variants(

@@ -76,6 +76,8 @@ __all__ = [
     "inversion_problem",
     "InversionResult",
     "invert",
+    "resume_folder",
+    "round_folder",
     "run_inversion",
     "implied_velocity",
     "background_wavefield",
@@ -653,6 +655,21 @@ def invert(
     return InversionResult(model, metrics, run.history, run.problem, held)
 
 
+def round_folder(run_dir: Path, k: int, rounds: int) -> Path:
+    """Where round ``k`` of ``rounds`` trains: ``run_dir/round{k}``, or ``run_dir``
+    itself for a one-round inversion."""
+    return run_dir / f"round{k}" if rounds > 1 else run_dir
+
+
+def resume_folder(run_dir: Path, rounds: int) -> Path:
+    """The folder whose checkpoint a resumed inversion continues from: the last round
+    that has one (round 0's when none has, so that a refusal names it)."""
+    started = [
+        k for k in range(rounds) if (round_folder(run_dir, k, rounds) / "checkpoint.pt").exists()
+    ]
+    return round_folder(run_dir, max(started, default=0), rounds)
+
+
 def _rounds(
     inputs: InversionInputs,
     config: InvertConfig,
@@ -673,7 +690,7 @@ def _rounds(
     run: PINNRun | None = None
     model = inputs.start
     for k in range(rounds):
-        sub = run_dir / f"round{k}" if (run_dir is not None and rounds > 1) else run_dir
+        sub = round_folder(run_dir, k, rounds) if run_dir is not None else None
         done = sub / "velocity.npy" if (sub is not None and rounds > 1) else None
         if resume and done is not None and done.exists() and k < rounds - 1:
             model = dataclasses.replace(inputs.start, values=np.load(done))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +31,16 @@ from seispinn.pinn.training import TrainOptions, train
 from seispinn.pinn.weighting import GradNormOptions, WeightingOptions
 
 __all__ = [
+    "RESUMABLE_CHANGES",
     "WAVE_WEIGHTING",
     "PINNRun",
     "SnapshotExtras",
+    "check_resumable",
+    "check_same_settings",
     "check_training",
     "resolve_device",
     "run_problem",
+    "settings_changes",
 ]
 
 #: The wave recipes' weighting (forward and inversion): the strategy defaults, but
@@ -85,6 +90,91 @@ def check_training(training: TrainOptions, networks: tuple[str, ...], where: str
             )
 
 
+#: The settings a resumed run may change: how long it trains (extending a run), what it
+#: prints and how often it saves. Any other change would continue a run under settings
+#: it was not made with, and the run folder would no longer say how its result was made.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "training.steps",
+        "training.progress",
+        "training.tensorboard",
+        "training.checkpoint_every",
+        "training.snapshot_every",
+        "training.log_every",
+    }
+)
+
+
+def _leaves(obj: object, prefix: str = "") -> list[tuple[str, Any]]:
+    """The dataclass ``obj``'s fields as (dotted key, value), nested dataclasses
+    walked; a dict-valued field is one leaf."""
+    out: list[tuple[str, Any]] = []
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value, key = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out += _leaves(value, key + ".")
+        else:
+            out.append((key, value))
+    return out
+
+
+def _as_json(value: Any) -> str:
+    plain = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return json.dumps(plain, sort_keys=True)
+
+
+def settings_changes(stored: dict[str, Any], config: object) -> tuple[list[str], list[str]]:
+    """Compare ``config`` (a config dataclass) with a run folder's ``config.json``.
+
+    Returns:
+        (changed, added): ``"key old -> new"`` for each setting whose value differs,
+        outside :data:`RESUMABLE_CHANGES`; and ``"key = new"`` for each setting the
+        stored config lacks (an option added to seispinn after the run was made).
+    """
+    changed, added = [], []
+    for key, value in _leaves(config):
+        node: Any = stored
+        for part in key.split("."):
+            node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+        new = _as_json(value)
+        if node is KeyError:
+            added.append(f"{key} = {new}")
+        elif _as_json(node) != new and key not in RESUMABLE_CHANGES:
+            changed.append(f"{key} {_as_json(node)} -> {new}")
+    return changed, added
+
+
+def check_same_settings(path: Path, config: object, what: str = "run") -> list[str]:
+    """Refuse, in one line naming ``path`` and the keys, a ``config`` whose settings
+    differ from those ``path`` (a ``config.json``) holds, but for
+    :data:`RESUMABLE_CHANGES`. Returns the settings ``path`` predates (see
+    :func:`settings_changes`)."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{path}: unreadable ({exc}), cannot check the {what}'s settings"
+        ) from None
+    changed, added = settings_changes(stored if isinstance(stored, dict) else {}, config)
+    if changed:
+        raise ConfigError(
+            f"{path}: the {what} was made with other settings, cannot resume "
+            f"({'; '.join(changed)}); resume with its settings or start a new folder"
+        )
+    return added
+
+
+def check_resumable(folder: Path, config: object) -> list[str]:
+    """Before a resume: ``folder/checkpoint.pt`` loads, and ``config`` has the settings
+    of ``folder/config.json`` (:func:`check_same_settings`). Returns the settings
+    added since the run was made, which the resumed run takes at their defaults."""
+    from seispinn.pinn.training import load_checkpoint
+
+    load_checkpoint(folder / "checkpoint.pt")
+    path = folder / "config.json"
+    return check_same_settings(path, config) if path.exists() else []
+
+
 def resolve_device(device: str | None) -> torch.device:
     """``device`` or, when None, CUDA when available, else the CPU."""
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -125,6 +215,14 @@ def run_problem(
             snapshot to TensorBoard (an inversion's velocity and its error).
     """
     dev = resolve_device(device)
+    if resume and run_dir is not None:  # before anything is built or overwritten
+        added = check_resumable(run_dir, config)
+        if added and is_main():
+            print(
+                f"{run_dir / 'config.json'}: made before these settings existed; the "
+                f"resumed run uses {', '.join(added)}",
+                file=sys.stderr,
+            )
     check_fits(stored, dev, "the run")  # before the points are allocated
     problem = build(dev)
     main = is_main()
