@@ -81,8 +81,8 @@ BAD_INVERT = [
         "[velocity]: need 0 < c_min < c_max, got 7000.0, 6000.0",
     ),
     (
-        ["--set", "fwi.c_min=6000.0", "--set", "fwi.c_max=5000.0"],
-        "--set fwi.c_min=6000.0, --set fwi.c_max=5000.0",
+        ["--set", "fwi.c_min=2000.0", "--set", "fwi.c_max=1900.0"],
+        "--set fwi.c_min=2000.0, --set fwi.c_max=1900.0",
         "[fwi]: need c_min < c_max",
     ),
     (

@@ -18,7 +18,7 @@ from seispinn.errors import SeispinnError
 __all__ = ["main"]
 
 # Subcommand modules, in the order `seispinn --help` lists them.
-_COMMANDS = ("info", "simulate", "race", "forward", "invert", "compare", "plot", "demo")
+_COMMANDS = ("info", "simulate", "race", "forward", "invert", "fwi", "compare", "plot", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ import numpy as np
 from seispinn.diagnostics.gamma import curriculum, load_gamma_series
 from seispinn.diagnostics.runfolder import RunFolder
 from seispinn.errors import ConfigError
+from seispinn.experiments.fwi import run_fwi
 from seispinn.experiments.invert import (
     InversionInputs,
     InvertConfig,
@@ -52,18 +53,15 @@ from seispinn.experiments.invert import (
     prepare_inputs,
     resume_folder,
     round_folder,
-    write_run_outputs,
 )
 from seispinn.experiments.run import check_resumable, check_same_settings
 from seispinn.io import read_velocity, write_velocity
-from seispinn.modelling.fwi import fwi
 from seispinn.models import VelocityModel
 from seispinn.pinn.problem import FORMULATIONS
 from seispinn.pinn.training import load_checkpoint, write_text_atomic
 from seispinn.pinn.weighting import STRATEGIES
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
 from seispinn.plots.inversion import (
-    fwi_figure,
     gather_comparison_figure,
     inversion_figure,
     loss_curves_figure,
@@ -120,33 +118,14 @@ def _run_fwi(
     illuminated: np.ndarray | None,
     run_dir: Path,
     progress: bool,
+    device: str | None,
 ) -> tuple[dict, VelocityModel]:
-    result = fwi(
-        inputs.gathers,
-        inputs.start,
-        inputs.source,
-        options=config.fwi,
-        use=~held,
-        true=inputs.true,
-        progress=progress,
+    metrics, model = run_fwi(
+        inputs, config, held, illuminated, run_dir, progress=progress, device=device
     )
-    metrics, predicted = model_scores(result.model, inputs, held, illuminated)
-    metrics.update(
-        evaluations=len(result.history),
-        train_seconds=result.seconds,
-        options=dataclasses.asdict(config.fwi),
-    )
-    write_run_outputs(run_dir, result.model, inputs, held, predicted, metrics)
-    (run_dir / "history.json").write_text(json.dumps(result.history, indent=1))
-    (run_dir / "bands.json").write_text(json.dumps(result.bands, indent=1))
-    if inputs.true is not None:
-        fig = fwi_figure(
-            inputs.true, inputs.start, result.model, result.first_direction, result.bands
-        )
-        fig.savefig(run_dir / "fwi.png", dpi=100)
-    row = _row("fwi", "", metrics, len(result.history), result.seconds)
+    row = _row("fwi", "", metrics, metrics["evaluations"], metrics["train_seconds"])
     write_text_atomic(run_dir / "row.json", json.dumps(row))
-    return row, result.model
+    return row, model
 
 
 def _done(
@@ -249,7 +228,7 @@ def compare(
                 )
                 print(f"[compare] fwi: stages {stages} (Hz low-pass corners)", flush=True)
             (run_dir / "row.json").unlink(missing_ok=True)
-            kept = _run_fwi(inputs, config, held, illuminated, run_dir, progress)
+            kept = _run_fwi(inputs, config, held, illuminated, run_dir, progress, device)
         elif progress:
             print("[compare] fwi: done before, kept", flush=True)
         rows.append(kept[0])

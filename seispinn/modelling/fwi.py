@@ -277,7 +277,10 @@ class FWIResult:
     start and end, iterations, evaluations, seconds, ``error``: the velocity's
     relative L2 error at the stage's end when the truth was given); the first
     stage's first gradient ``[nz, nx]`` (misfit per m/s) and its preconditioned
-    direction; the wall time (s)."""
+    direction; the wall time (s); the velocity bounds (m/s) and the share of the
+    cells it updates (outside the water, the edge frame and the tapers' zeros) that
+    ended on one of them (a large share says the bounds, not the data, shaped the
+    model)."""
 
     model: VelocityModel
     history: list[dict[str, float]] = field(default_factory=list)
@@ -285,6 +288,8 @@ class FWIResult:
     first_gradient: np.ndarray | None = None
     first_direction: np.ndarray | None = None
     seconds: float = 0.0
+    bounds: tuple[float, float] = (0.0, float("inf"))
+    at_bounds: float = 0.0
 
 
 def _bounds(start: VelocityModel, options: FWIOptions, fixed: np.ndarray) -> tuple[float, float]:
@@ -516,6 +521,10 @@ def fwi(
             result.first_direction = run.first_direction
     result.model = dataclasses.replace(start, values=run.c.numpy().astype(np.float32), source="fwi")
     result.seconds = time.perf_counter() - run.t0
+    result.bounds = (lo, hi)
+    free = run.c.numpy()[update_mask(start, gathers, options) > 0]
+    tol = 1e-4 * hi
+    result.at_bounds = float(np.mean((free <= lo + tol) | (free >= hi - tol))) if free.size else 0.0
     return result
 
 
