@@ -23,18 +23,23 @@ def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example
     )
     p.add_argument("--steps", type=int, help="override [training] steps")
     p.add_argument("--seed", type=int, help="override [training] seed")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION[.SUB].KEY=VALUE",
-        help=f"override any config value, e.g. --set {set_example}",
-    )
+    add_set_argument(p, set_example)
     p.add_argument(
         "--resume", action="store_true", help="continue from the run folder's checkpoint"
     )
     p.add_argument("--device", help="torch device (default: cuda if available)")
     add_tensorboard_argument(p)
+
+
+def add_set_argument(p: argparse.ArgumentParser, example: str) -> None:
+    """``--set SECTION[.SUB].KEY=VALUE``, repeatable: a config value from the command line."""
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION[.SUB].KEY=VALUE",
+        help=f"override any config value, e.g. --set {example}",
+    )
 
 
 def add_tensorboard_argument(p: argparse.ArgumentParser) -> None:

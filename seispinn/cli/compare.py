@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from seispinn.cli._checks import check_device, check_run_dir, load_blamed, override_items
-from seispinn.cli._training import add_tensorboard_argument, training_overrides
+from seispinn.cli._training import add_set_argument, add_tensorboard_argument, training_overrides
 from seispinn.cli.invert import check_data_files
 from seispinn.errors import ConfigError
 
@@ -45,13 +45,7 @@ def add_compare_arguments(
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--steps", type=int, help="override [training] steps")
     p.add_argument("--out", type=Path, default=out, help="report folder")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION[.SUB].KEY=VALUE",
-        help="override a value",
-    )
+    add_set_argument(p, "training.lr=2e-3")
     p.add_argument("--device", help="torch device (default: cuda if available)")
     p.add_argument(
         "--resume",

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from seispinn.cli._checks import check_device, check_run_dir, load_blamed, override_items
-from seispinn.cli._training import training_overrides
+from seispinn.cli._training import add_set_argument, training_overrides
 from seispinn.cli.invert import check_data_files
 
 
@@ -28,13 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", type=Path, help="inversion TOML config")
     p.add_argument("--run-dir", type=Path, default=Path("runs/fwi"), help="run folder")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION[.SUB].KEY=VALUE",
-        help="override a value, e.g. fwi.iterations=30",
-    )
+    add_set_argument(p, "fwi.iterations=30")
     p.add_argument("--device", help="torch device for Deepwave (default: cuda if available)")
     p.set_defaults(func=run)
 
