@@ -158,6 +158,12 @@ def test_compare_resume_keeps_finished_runs_and_continues_the_interrupted_one(tm
     )
     err = capsys.readouterr().err
     assert "config.json: no comparison to resume in" in err and err.count("\n") == 1, err
+    # A new comparison in the same folder drops the earlier one's rows first, so that
+    # a resume after it is interrupted cannot keep a row made with other settings.
+    compare(config, ["uniform"], tmp_path, progress=False)
+    assert not (runs / "sa_seed0" / "row.json").exists()
+    assert not (runs / "fwi" / "row.json").exists()
+    assert (runs / "uniform_seed0" / "row.json").exists()
 
 
 def test_reduced_demo_prints_the_table_and_the_report(tmp_path, capsys):

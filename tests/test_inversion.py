@@ -295,15 +295,17 @@ def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
     assert json.loads((run / "metrics.json").read_text())["steps"] == 6
 
 
-def test_invert_cli_resumes_a_run_of_several_rounds(tmp_path, capsys):
+def test_invert_cli_resumes_a_run_of_several_rounds(tmp_path, capsys, monkeypatch):
     """`--resume` finds the round a multi-round run stopped in (its checkpoint is in
-    run/round{k}/, not run/) and finishes it to the uninterrupted result; other
-    settings are refused naming that round's config.json."""
+    run/round{k}/, not run/) and finishes it to the uninterrupted result, whatever
+    path names the config; other settings, a new step count included, are refused
+    naming that round's config.json; a fresh run clears an earlier run's rounds."""
     config = _reduced_anomaly_config(tmp_path, steps=4)
     config = dataclasses.replace(
         config, collocation=dataclasses.replace(config.collocation, n_points=2000)
     )
     d = dataclasses.asdict(config)
+    d["data"]["survey"] = "survey.toml"  # relative to the config, as in examples/
     lines = []
     for section in ("data", "source", "network", "velocity", "collocation", "weighting"):
         lines += _toml_table(section, d[section])
@@ -311,17 +313,26 @@ def test_invert_cli_resumes_a_run_of_several_rounds(tmp_path, capsys):
     cfg = tmp_path / "inv.toml"
     cfg.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
-    args = ["invert", "--config", str(cfg), "--run-dir", str(run)]
-    assert main(args) == 0
+    (run / "round7").mkdir(parents=True)
+    (run / "round7" / "checkpoint.pt").write_text("an earlier run's")
+    monkeypatch.chdir(tmp_path)
+    assert main(["invert", "--config", "inv.toml", "--run-dir", str(run)]) == 0
+    assert sorted(p.name for p in run.glob("round*")) == ["round0", "round1"]
     finished = (run / "inverted.sgy").read_bytes()
     # What a kill during round 1, after its last checkpoint, leaves behind.
     for name in ("round1/velocity.npy", "metrics.json", "inverted.sgy"):
         (run / name).unlink()
+    args = ["invert", "--config", str(cfg), "--run-dir", str(run), "--resume"]
     capsys.readouterr()
-    assert main([*args, "--resume", "--set", "training.lr=0.5"]) == 2
-    err = capsys.readouterr().err
-    assert f"{run / 'round1' / 'config.json'}: the run was made with other settings" in err, err
-    assert main([*args, "--resume"]) == 0
+    for extra, key in (
+        (["--set", "training.lr=0.5"], "training.lr"),
+        (["--steps", "6"], "training.steps 4 -> 6"),
+    ):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{run / 'round1' / 'config.json'}: the run was made with other settings" in err, err
+        assert key in err, err
+    assert main(args) == 0  # an absolute --config this time: the same survey file
     assert (run / "inverted.sgy").read_bytes() == finished
     assert json.loads((run / "metrics.json").read_text())["steps"] == 8
 

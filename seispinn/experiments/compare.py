@@ -128,15 +128,27 @@ def _run_fwi(
     return row, model
 
 
+def _kept_row(run_dir: Path, steps: int | None) -> dict | None:
+    """The row of a run that is done (its ``row.json``, beside ``inverted.sgy``), or
+    None when it has none, an unreadable one, or one of other than ``steps`` (None:
+    any)."""
+    if not (run_dir / "row.json").exists() or not (run_dir / "inverted.sgy").exists():
+        return None
+    try:
+        row = json.loads((run_dir / "row.json").read_text())
+    except (OSError, ValueError):
+        return None  # a damaged row is rerun, not trusted
+    if not isinstance(row, dict) or (steps is not None and row.get("steps") != steps):
+        return None
+    return row
+
+
 def _done(
     run_dir: Path, start: VelocityModel, steps: int | None
 ) -> tuple[dict, VelocityModel] | None:
-    """A finished run's row and model (its ``row.json`` and ``inverted.sgy``), or None
-    when it has none or was trained for other than ``steps`` (None: any)."""
-    if not (run_dir / "row.json").exists() or not (run_dir / "inverted.sgy").exists():
-        return None
-    row = json.loads((run_dir / "row.json").read_text())
-    if steps is not None and row.get("steps") != steps:
+    """A finished run's row and model ``[nz, nx]`` (m/s) (:func:`_kept_row`)."""
+    row = _kept_row(run_dir, steps)
+    if row is None:
         return None
     values = read_velocity(run_dir / "inverted.sgy", units="m/s").values
     return row, dataclasses.replace(start, values=values)
@@ -146,7 +158,7 @@ def _trained_seconds(run_dir: Path, rounds: int) -> float:
     """The training time the checkpoints of a run folder record (every round's)."""
     folders = [round_folder(run_dir, k, rounds) for k in range(rounds)]
     return sum(
-        float(load_checkpoint(f / "checkpoint.pt")["seconds"])
+        float(load_checkpoint(f / "checkpoint.pt").get("seconds", 0.0))
         for f in folders
         if (f / "checkpoint.pt").exists()
     )
@@ -194,12 +206,17 @@ def compare(
     out = Path(out)
     if resume:
         _check_resume(out, config)
-        for seed in seeds:  # each interrupted run's own settings, before any work
+        for seed in seeds:  # each run to continue: its own settings, before any work
             for method, variant in variants:
                 d = out / "runs" / f"{method.replace('/', '-')}_seed{seed}"
-                folder = resume_folder(d, variant.physics.rounds)
-                if not (d / "row.json").exists() and (folder / "checkpoint.pt").exists():
+                rounds = variant.physics.rounds
+                folder = resume_folder(d, rounds)
+                steps = variant.training.steps * rounds
+                if _kept_row(d, steps) is None and (folder / "checkpoint.pt").exists():
                     check_resumable(folder, _seeded(variant, seed, progress))
+    else:  # a new comparison: no row of an earlier one may be kept by a later resume
+        for stale in out.glob("runs/*/row.json"):
+            stale.unlink()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     inputs = prepare_inputs(config, out)

@@ -670,6 +670,16 @@ def resume_folder(run_dir: Path, rounds: int) -> Path:
     return round_folder(run_dir, max(started, default=0), rounds)
 
 
+def _clear_rounds(run_dir: Path) -> None:
+    """Remove the round folders an earlier run left in ``run_dir``: a later resume
+    would take their checkpoints and finished rounds for this run's."""
+    if is_main():
+        for old in run_dir.glob("round*"):
+            if old.is_dir():
+                shutil.rmtree(old)
+    barrier()
+
+
 def _rounds(
     inputs: InversionInputs,
     config: InvertConfig,
@@ -686,6 +696,8 @@ def _rounds(
     go to ``run_dir/gamma`` numbered by the global step. ``resume`` skips the rounds
     that are done and resumes the one that is not."""
     rounds, steps = config.physics.rounds, config.training.steps
+    if run_dir is not None and rounds > 1 and not resume:
+        _clear_rounds(run_dir)
     current, history, seconds = inputs, [], 0.0
     run: PINNRun | None = None
     model = inputs.start

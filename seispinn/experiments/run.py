@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from seispinn.errors import ConfigError
 from seispinn.memory import MemoryEstimate, check_fits
 from seispinn.pinn.distributed import is_main
 from seispinn.pinn.problem import WaveProblem
-from seispinn.pinn.training import TrainOptions, train
+from seispinn.pinn.training import TrainOptions, train, write_text_atomic
 from seispinn.pinn.weighting import GradNormOptions, WeightingOptions
 
 __all__ = [
@@ -123,39 +124,61 @@ def _as_json(value: Any) -> str:
     return json.dumps(plain, sort_keys=True)
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Equal settings; two spellings of one file (a relative and an absolute path,
+    say, from another working folder) are the same setting."""
+    if _as_json(old) == _as_json(new):
+        return True
+    if isinstance(old, str) and isinstance(new, str) and old and new:
+        try:
+            return os.path.samefile(old, new)
+        except OSError:
+            return False
+    return False
+
+
+def _resumable(key: str, config: object) -> bool:
+    """Whether ``key`` may change on a resume. More steps extend a one-round run; with
+    several rounds the finished rounds keep their length, so the step count may not
+    change there."""
+    rounds = getattr(getattr(config, "physics", None), "rounds", 1)
+    return key in RESUMABLE_CHANGES and not (key == "training.steps" and rounds > 1)
+
+
 def settings_changes(stored: dict[str, Any], config: object) -> tuple[list[str], list[str]]:
     """Compare ``config`` (a config dataclass) with a run folder's ``config.json``.
 
     Returns:
-        (changed, added): ``"key old -> new"`` for each setting whose value differs,
-        outside :data:`RESUMABLE_CHANGES`; and ``"key = new"`` for each setting the
-        stored config lacks (an option added to seispinn after the run was made).
+        (changed, added): ``"key old -> new"`` for each setting whose value differs
+        and may not change on a resume (:data:`RESUMABLE_CHANGES`; the step count of
+        a multi-round run may not); and ``"key = new"`` for each setting the stored
+        config lacks (an option added to seispinn after the run was made).
     """
     changed, added = [], []
     for key, value in _leaves(config):
         node: Any = stored
         for part in key.split("."):
             node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
-        new = _as_json(value)
         if node is KeyError:
-            added.append(f"{key} = {new}")
-        elif _as_json(node) != new and key not in RESUMABLE_CHANGES:
-            changed.append(f"{key} {_as_json(node)} -> {new}")
+            added.append(f"{key} = {_as_json(value)}")
+        elif not _same(node, value) and not _resumable(key, config):
+            changed.append(f"{key} {_as_json(node)} -> {_as_json(value)}")
     return changed, added
 
 
 def check_same_settings(path: Path, config: object, what: str = "run") -> list[str]:
     """Refuse, in one line naming ``path`` and the keys, a ``config`` whose settings
-    differ from those ``path`` (a ``config.json``) holds, but for
-    :data:`RESUMABLE_CHANGES`. Returns the settings ``path`` predates (see
-    :func:`settings_changes`)."""
+    differ from those ``path`` (a ``config.json``) holds (see
+    :func:`settings_changes`). Returns the settings ``path`` predates."""
     try:
         stored = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"{path}: unreadable ({exc}), cannot check the {what}'s settings"
         ) from None
-    changed, added = settings_changes(stored if isinstance(stored, dict) else {}, config)
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{path}: not a seispinn config (no sections), cannot resume")
+    changed, added = settings_changes(stored, config)
     if changed:
         raise ConfigError(
             f"{path}: the {what} was made with other settings, cannot resume "
@@ -218,9 +241,10 @@ def run_problem(
     if resume and run_dir is not None:  # before anything is built or overwritten
         added = check_resumable(run_dir, config)
         if added and is_main():
+            more = f" and {len(added) - 5} more" if len(added) > 5 else ""
             print(
                 f"{run_dir / 'config.json'}: made before these settings existed; the "
-                f"resumed run uses {', '.join(added)}",
+                f"resumed run uses {', '.join(added[:5])}{more}",
                 file=sys.stderr,
             )
     check_fits(stored, dev, "the run")  # before the points are allocated
@@ -232,7 +256,8 @@ def run_problem(
         assert gammas is not None
         gammas.mkdir(parents=True, exist_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+        # Atomic: under torchrun the other ranks read it for their resume check.
+        write_text_atomic(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
 
     log = _open_log(training, run_dir, tensorboard_dir, step_offset) if main else None
 

@@ -279,8 +279,8 @@ class FWIResult:
     stage's first gradient ``[nz, nx]`` (misfit per m/s) and its preconditioned
     direction; the wall time (s); the velocity bounds (m/s) and the share of the
     cells it updates (outside the water, the edge frame and the tapers' zeros) that
-    ended on one of them (a large share says the bounds, not the data, shaped the
-    model)."""
+    moved and ended on one of them (a large share says the bounds, not the data,
+    shaped the model)."""
 
     model: VelocityModel
     history: list[dict[str, float]] = field(default_factory=list)
@@ -522,9 +522,11 @@ def fwi(
     result.model = dataclasses.replace(start, values=run.c.numpy().astype(np.float32), source="fwi")
     result.seconds = time.perf_counter() - run.t0
     result.bounds = (lo, hi)
-    free = run.c.numpy()[update_mask(start, gathers, options) > 0]
-    tol = 1e-4 * hi
-    result.at_bounds = float(np.mean((free <= lo + tol) | (free >= hi - tol))) if free.size else 0.0
+    updated = update_mask(start, gathers, options) > 0
+    c, tol = run.c.numpy()[updated], 1e-4 * hi
+    moved = np.abs(c - c0[updated]) > tol  # a start on a bound that never moved is no cap
+    on = moved & ((c <= lo + tol) | (c >= hi - tol))
+    result.at_bounds = float(on.mean()) if c.size else 0.0
     return result
 
 
