@@ -13,7 +13,6 @@ from seispinn.errors import ConfigError
 
 __all__ = [
     "check_device",
-    "check_resume",
     "check_run_dir",
     "load_blamed",
     "override_items",
@@ -50,15 +49,6 @@ def check_run_dir(path: Path, option: str = "--run-dir") -> None:
     """Refuse a run folder that exists as something other than a folder."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path}: exists and is not a folder")
-
-
-def check_resume(folder: Path, config: object) -> None:
-    """With ``--resume``, before any data are simulated: the checkpoint in ``folder``
-    loads and ``config`` has the settings the run was made with (one line naming the
-    file if not; :func:`seispinn.experiments.run.check_resumable`)."""
-    from seispinn.experiments.run import check_resumable
-
-    check_resumable(folder, config)
 
 
 def override_items(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:

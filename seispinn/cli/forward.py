@@ -7,7 +7,6 @@ import json
 
 from seispinn.cli._checks import (
     check_device,
-    check_resume,
     check_run_dir,
     load_blamed,
     override_items,
@@ -33,13 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `seispinn --help` does not load torch and Deepwave.
     from seispinn.experiments.forward import load_forward_config, run_forward
+    from seispinn.experiments.run import check_resumable
 
     overrides = training_overrides(args)
     config = load_blamed(load_forward_config, args.config, overrides, override_items(args))
     check_run_dir(args.run_dir)
     check_device(args.device)
     if args.resume:
-        check_resume(args.run_dir, config)
+        check_resumable(args.run_dir, config)  # before any reference is simulated
     metrics = run_forward(
         config, args.run_dir, resume=args.resume, config_path=args.config, device=args.device
     )

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from seispinn.cli._checks import (
     check_device,
-    check_resume,
     check_run_dir,
     load_blamed,
     override_items,
@@ -46,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `seispinn --help` does not load torch and Deepwave.
     from seispinn.experiments.invert import load_invert_config, resume_folder, run_inversion
+    from seispinn.experiments.run import check_resumable
     from seispinn.pinn.distributed import init_from_env
 
     overrides = training_overrides(args)
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     check_run_dir(args.run_dir)
     check_device(args.device)
     if args.resume:
-        check_resume(resume_folder(args.run_dir, config.physics.rounds), config)
+        # before any data are simulated
+        check_resumable(resume_folder(args.run_dir, config.physics.rounds), config)
     check_data_files(config.data, args.config)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch(args.argv, args.nproc)

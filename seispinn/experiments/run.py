@@ -238,12 +238,14 @@ def run_problem(
             snapshot to TensorBoard (an inversion's velocity and its error).
     """
     dev = resolve_device(device)
-    if resume and run_dir is not None:  # before anything is built or overwritten
-        added = check_resumable(run_dir, config)
+    stored_settings = run_dir / "config.json" if run_dir is not None else None
+    if resume and stored_settings is not None and stored_settings.exists():
+        # Before anything is built or overwritten; train() loads the checkpoint.
+        added = check_same_settings(stored_settings, config)
         if added and is_main():
             more = f" and {len(added) - 5} more" if len(added) > 5 else ""
             print(
-                f"{run_dir / 'config.json'}: made before these settings existed; the "
+                f"{stored_settings}: made before these settings existed; the "
                 f"resumed run uses {', '.join(added[:5])}{more}",
                 file=sys.stderr,
             )

@@ -261,22 +261,32 @@ class SelfAdaptiveMask(PointWeighting):
             return
         _check_ids(ids, self.n_points)
         ids_b, sq_b, size = self._global_batch(ids, sq_residual.detach().to(self.lam.dtype))
-        lam = self._ascend(ids_b, sq_b, size)
+        o = self.options
+        # The mean mask of each batch point's slice before this ascent, computed once:
+        # the gradient ascents' normaliser and the cap's base.
+        means = None
+        if o.max_relative is not None or (o.normalise and o.optimizer in ("sgd", "adam")):
+            means = self._slice_means()[self.slice[ids_b]]
+        lam = self._ascend(ids_b, sq_b, size, means)
         if lam is None:
             return
-        if self.options.max_relative is not None:
-            lam = self._capped(ids_b, lam)
+        if o.max_relative is not None:
+            assert means is not None
+            lam = self._capped(lam, means)
         self.lam[ids_b] = lam
 
-    def _capped(self, ids: Tensor, lam: Tensor) -> Tensor:
-        """``lam`` of points ``ids`` lowered where ``m(λ)`` would exceed ``max_relative``
-        times the mean mask (of the point's time slice)."""
-        limit = float(self.options.max_relative) * self._slice_means()[self.slice[ids]]
+    def _capped(self, lam: Tensor, means: Tensor) -> Tensor:
+        """``lam`` ``[B]`` lowered where ``m(λ)`` would exceed ``max_relative`` times
+        ``means`` ``[B]``, the mean mask of each point's time slice."""
+        limit = float(self.options.max_relative) * means
         over = self._mask(lam) > limit
         return torch.where(over, _INVERSES[self.options.mask](limit, lam), lam)
 
-    def _ascend(self, ids_b: Tensor, sq_b: Tensor, size: int) -> Tensor | None:
-        """The batch's new λ ``[B]`` from its r² ``[B]`` (None: no step)."""
+    def _ascend(
+        self, ids_b: Tensor, sq_b: Tensor, size: int, means: Tensor | None
+    ) -> Tensor | None:
+        """The batch's new λ ``[B]`` from its r² ``[B]`` (None: no step); ``means``
+        ``[B]``: the slice means the normalised gradient ascents divide by."""
         lam = self.lam[ids_b]
         slope = self._slope(lam)
         o, rate = self.options, self.options.rate * self.lr_factor
@@ -291,7 +301,8 @@ class SelfAdaptiveMask(PointWeighting):
             return lam + rate * slope * relative
         grad = slope * sq_b / size
         if o.normalise:  # the descent's weights were divided by their slice's mean γ
-            grad = grad / self._slice_means()[self.slice[ids_b]]
+            assert means is not None
+            grad = grad / means
         if o.optimizer == "sgd":
             return lam + rate * grad
         b1, b2 = _ADAM_BETAS
