@@ -10,8 +10,8 @@ Cases:
   source), from the truth smoothed over 60 m / 150 m, water layer (50 m) fixed;
 - ``crop_surface``: the demo crop (x 800-1400 m, z 0-400 m) with 4 surface shots and
   30 surface receivers, 0.7 s, 5 Hz, σ 40 m, from the 60 m smoothed truth, with
-  the demo's ``[fwi]`` section (its 40 m water layer fixed at 1,500 m/s);
-- ``crop_wells``: the demo's own data (``examples/compare_demo.toml``: 2 shots,
+  the demo's water layer (40 m, fixed at 1,500 m/s; ``examples/demo_surface.toml``);
+- ``crop_wells``: the demo's own data (``examples/demo.toml``: 2 shots,
   20 surface and 64 well receivers, 0.4 s), every 4th receiver held out.
 
 ``--set`` overrides the ``[fwi]`` options of every case (the ablation table in
@@ -32,44 +32,43 @@ import torch
 
 from seispinn.acquisition import Source
 from seispinn.config import apply_overrides, parse_overrides
-from seispinn.experiments.invert import holdout_mask, load_invert_config, prepare_inputs
+from seispinn.experiments.invert import load_invert_config
+from seispinn.inputs import holdout_mask, prepare_inputs
 from seispinn.io import read_shots, read_velocity
 from seispinn.modelling.fwi import FWIOptions, fwi
+from seispinn.models import ModelPrior
 from seispinn.plots.inversion import fwi_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The whole model's [fwi] settings beyond the defaults: the known water layer
-#: (the shipped model's top 50 m are 1,500 m/s water) and the expected range.
-WHOLE = {"water_depth": 50.0, "water_velocity": 1500.0, "c_min": 1400.0, "c_max": 5000.0}
+#: What is known of the whole model: the water layer (the shipped model's top 50 m
+#: are 1,500 m/s water) and the expected range.
+WHOLE = ModelPrior(water_depth=50.0, water_velocity=1500.0, c_min=1400.0, c_max=5000.0)
 
 
 def whole(smoothing: float):
     """The whole model's case: its data, start, source, truth, receivers used, and
-    the FWI options (the defaults with the known water layer and velocity range)."""
+    the FWI options (the defaults) and what is known of the model."""
     true = read_velocity(ROOT / "data" / "model_vp.sgy")
     gathers = read_shots(ROOT / "data" / "shots.sgy")
     source = Source(0.0, 8.0, 1.5 / 8.0)  # data/survey.toml: point source, default delay
     use = np.ones(gathers.receiver_mask.shape, dtype=bool)
-    return gathers, true.smoothed(smoothing), source, true, use, FWIOptions(**WHOLE)
+    return gathers, true.smoothed(smoothing), source, true, use, FWIOptions(), WHOLE
 
 
 def crop(config: str, overrides: dict | None = None):
     """A demo-crop case: the inputs and the ``[fwi]`` options of ``config``."""
     cfg = load_invert_config(ROOT / "examples" / config, overrides)
-    inputs = prepare_inputs(cfg, None)
-    use = ~holdout_mask(inputs.gathers, cfg.data.holdout_every)
-    return inputs.gathers, inputs.start, inputs.source, inputs.true, use, cfg.fwi
+    i = prepare_inputs(cfg.data, cfg.source, None)
+    use = ~holdout_mask(i.gathers, cfg.data.holdout_every)
+    return i.gathers, i.start, i.source, i.true, use, cfg.fwi, i.prior
 
 
 CASES = {
     "whole60": lambda: whole(60.0),
     "whole150": lambda: whole(150.0),
-    "crop_surface": lambda: crop(
-        "compare_demo.toml",
-        {"data": {"survey": str(ROOT / "examples" / "marmousi_crop_surface_survey.toml")}},
-    ),
-    "crop_wells": lambda: crop("compare_demo.toml"),
+    "crop_surface": lambda: crop("demo_surface.toml"),
+    "crop_wells": lambda: crop("demo.toml"),
 }
 
 
@@ -94,10 +93,19 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.cases.split(","):
-        gathers, start, source, true, use, base = CASES[name]()
+        gathers, start, source, true, use, base, prior = CASES[name]()
         options = apply_overrides(base, overrides, "fwi")
         t0 = time.perf_counter()
-        result = fwi(gathers, start, source, options=options, use=use, true=true, progress=False)
+        result = fwi(
+            gathers,
+            start,
+            source,
+            options=options,
+            use=use,
+            true=true,
+            progress=False,
+            prior=prior,
+        )
         seconds = time.perf_counter() - t0
         e0, e1 = error(start.values, true.values), error(result.model.values, true.values)
         n = len(result.history)

@@ -7,7 +7,7 @@ Each crop is 600 m × 400 m at 10 m from (x0, z0), with the demo's geometry move
 there (two shots 30 m below the crop's top, 20 surface receivers 20 m below it,
 eight wells of 8 receivers), simulated with Deepwave (σ = 40 m, 5 Hz, 0.4 s) and
 inverted from the truth smoothed over 60 m by ``seispinn compare`` with
-``examples/compare_demo.toml`` (no water layer: the crops lie below the sea
+``examples/demo.toml`` (no water layer: the crops lie below the sea
 floor) and the conventional FWI baseline. Prints one table per crop and writes
 the reports under ``--out``. Needs ``../shared/external`` (not shipped).
 """
@@ -77,13 +77,13 @@ def main() -> None:
                 "shots": str(true.parent / "shots.sgy"),
                 "true_model": str(true),
                 "start_smoothing": 60.0,
+                "water_depth": 0.0,
+                "water_velocity": 0.0,
             },
-            "velocity": {"water_depth": 0.0, "water_velocity": 0.0},
-            "fwi": {"water_depth": 0.0, "water_velocity": 0.0},
         }
         for section, values in parse_overrides(args.set).items():
             overrides.setdefault(section, {}).update(values)
-        config = load_invert_config(ROOT / "examples/compare_demo.toml", overrides)
+        config = load_invert_config(ROOT / "examples/demo.toml", overrides)
         seeds = [int(s) for s in args.seeds.split(",")]
         weightings = [w for w in args.weightings.split(",") if w]
         report = compare(config, weightings, case / "report", baseline="fwi", seeds=seeds)

@@ -65,7 +65,7 @@ def _problem(case: str, n: int, device: str):  # noqa: C901 - one self-contained
     from seispinn.pinn.derivatives import mlp_jet
     from seispinn.pinn.networks import MLP
     from seispinn.pinn.pointgrad import PointLoss
-    from seispinn.pinn.training import StepLosses
+    from seispinn.pinn.problem import StepLosses
     from seispinn.pinn.wave import wave_residual
     from seispinn.pinn.weighting import GradNormOptions, SAOptions, make_weighting
 

@@ -1,6 +1,6 @@
 """Uniform vs grad-norm vs SA in PINN inversion, over cases, seeds and variants.
 
-    python examples/invert_study.py examples/invert_anomaly.toml \
+    python examples/invert_study.py examples/anomaly_wells.toml \
         --weightings uniform,gradnorm,sa --seeds 0 --steps 3000 --jobs 2 --out runs/inv_study
 
 Prints, per case, variant and strategy, the medians over seeds of the velocity

@@ -17,11 +17,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from seispinn.errors import ResourceError
+from seispinn.pinn.distributed import shard
 
 __all__ = [
     "MemoryEstimate",
@@ -33,6 +35,8 @@ __all__ = [
     "gib",
     "step_parts",
     "point_parts",
+    "problem_memory",
+    "PINN_KNOBS",
     "BACKWARD_FACTOR",
     "RUNTIME_BYTES",
 ]
@@ -50,6 +54,8 @@ GRADNORM_FACTOR = 1.65
 RUNTIME_BYTES = 128 * 2**20
 #: Share of the free memory a run may plan to use.
 USABLE_FRACTION = 0.9
+#: The settings that size a PINN run's memory, named when it does not fit.
+PINN_KNOBS = ("[collocation] batch_size", "data_batch", "n_points", "[network] width/depth")
 
 
 def gib(n_bytes: float) -> str:
@@ -156,6 +162,29 @@ def point_parts(n_points: int, weighting: str, data_samples: int = 0) -> dict[st
     if data_samples:
         parts["data samples"] = data_samples * (3 * 4 + 8 + 4)
     return parts
+
+
+def problem_memory(problem: Any) -> MemoryEstimate:
+    """Estimated peak memory of a training step of ``problem`` (a
+    :class:`seispinn.pinn.problem.WaveProblem`): the batches' autograd bytes measured
+    on probe batches of its own residual and data misfit, the rest by size."""
+    c, p = problem.collocation, problem.points
+    data = None
+    if problem.data is not None:
+        device = problem.device
+        data = lambda n: problem.data_misfit(torch.arange(n, device=device))  # noqa: E731
+    parts = step_parts(
+        list(problem.trainable().values()),
+        lambda n: problem.residual(p.points[:n], p.shot[:n]).square().sum(),
+        min(c.batch_size, len(p)),
+        gradnorm=problem.weighting.needs_point_loss,
+        data=data,
+        data_batch=c.data_batch,
+        world=shard().world,
+    )
+    samples = len(problem.data.values) if problem.data is not None else 0
+    parts.update(point_parts(len(p), problem.weighting.name, samples))
+    return MemoryEstimate(parts, knobs=PINN_KNOBS)
 
 
 def _cgroup_limit() -> int | None:

@@ -6,6 +6,7 @@ spacings ``dz``, ``dx`` and the origin ``(z0, x0)`` in metres.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ from seispinn.errors import ModelError
 
 __all__ = [
     "VelocityModel",
+    "ModelPrior",
     "homogeneous",
     "layered",
     "gaussian_anomaly",
@@ -141,6 +143,63 @@ class VelocityModel:
         fx = (np.asarray(x, dtype=np.float64) - self.x0) / self.dx
         fz = (np.asarray(z, dtype=np.float64) - self.z0) / self.dz
         return ndimage.map_coordinates(self.values, [fz, fx], order=1, mode="nearest")
+
+
+@dataclass(frozen=True)
+class ModelPrior:
+    """What is known of the velocity before any inversion, read by every method alike
+    (the PINN and the finite-difference baselines): a water layer of known velocity
+    at the top, and the range the velocity lies in.
+
+    Attributes:
+        water_depth: cells shallower than this (m) keep the start's values (or
+            ``water_velocity``) and are never updated; 0: no known layer.
+        water_velocity: velocity (m/s) put in that layer; 0 keeps the start's values
+            (a smoothed start smears the water into the sediments below it).
+        c_min, c_max: the velocity range (m/s) every method's model stays in; 0 takes
+            0.9 × the start's minimum and 1.1 × its maximum below the water. Give
+            the expected range where it is known: the default caps an anomaly
+            stronger than ±10 % of a homogeneous start.
+    """
+
+    water_depth: float = 0.0
+    water_velocity: float = 0.0
+    c_min: float = 0.0
+    c_max: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("water_depth", "water_velocity", "c_min", "c_max"):
+            if not getattr(self, name) >= 0:
+                raise ModelError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.c_max and self.c_min >= self.c_max:
+            raise ModelError(f"need c_min < c_max, got {self.c_min}, {self.c_max} m/s")
+
+    def water(self, model: VelocityModel) -> np.ndarray:
+        """``[nz, nx]`` bool: the cells of ``model``'s grid in the water layer."""
+        return np.broadcast_to((model.z < self.water_depth)[:, None], model.shape)
+
+    def applied(self, model: VelocityModel) -> VelocityModel:
+        """``model`` with ``water_velocity`` in the water layer (unchanged without one)."""
+        if not (self.water_depth > 0 and self.water_velocity > 0):
+            return model
+        values = model.values.copy()
+        values[self.water(model)] = self.water_velocity
+        return dataclasses.replace(model, values=values)
+
+    def bounds(self, start: VelocityModel) -> tuple[float, float]:
+        """The velocity range ``(lo, hi)`` (m/s) for an inversion from ``start``; the
+        start below the water must lie inside it. The range bounds what an inversion
+        changes: a cell whose start lies outside it (the water) is not moved into it."""
+        water = self.water(start)
+        free = start.values[~water] if (~water).any() else start.values
+        lo = self.c_min or 0.9 * float(free.min())
+        hi = self.c_max or 1.1 * float(free.max())
+        if not (lo <= float(free.min()) and float(free.max()) <= hi):
+            raise ModelError(
+                f"c_min/c_max: the starting model ({free.min():.0f}-{free.max():.0f} m/s) "
+                f"must lie inside the bounds ({lo:.0f}-{hi:.0f} m/s)"
+            )
+        return lo, hi
 
 
 def _index_range(axis: np.ndarray, rng: tuple[float, float] | None, name: str) -> slice:

@@ -31,6 +31,7 @@ SMALL = {
     },
     "collocation": {"n_points": 600, "batch_size": 200, "data_batch": 200},
     "network": {"width": 16, "depth": 2},
+    "physics": {"rounds": 1},
     "fwi": {"iterations": 2, "frequencies": [0.0]},
 }
 
@@ -72,7 +73,7 @@ def test_markdown_table_drops_empty_columns():
 
 
 def test_compare_runs_every_weighting_on_the_same_start_and_writes_the_report(tmp_path):
-    config = load_invert_config(ROOT / "examples" / "invert_anomaly.toml", SMALL)
+    config = load_invert_config(ROOT / "examples" / "anomaly_wells.toml", SMALL)
     report = compare(config, ["uniform", "sa"], tmp_path, baseline="fwi", progress=False)
     methods = [r["method"] for r in report.rows]
     assert methods == ["start", "uniform", "sa", "fwi"]
@@ -116,7 +117,7 @@ def test_compare_resume_keeps_finished_runs_and_continues_the_interrupted_one(tm
     checkpoint) and before the baseline: the uniform run is kept untouched, SA
     continues from its checkpoint (no step redone), FWI runs, and the table is the
     uninterrupted one; other settings are refused before any work."""
-    config = load_invert_config(ROOT / "examples" / "invert_anomaly.toml", SMALL)
+    config = load_invert_config(ROOT / "examples" / "anomaly_wells.toml", SMALL)
     whole = compare(config, ["uniform", "sa"], tmp_path, baseline="fwi", progress=False)
     runs = tmp_path / "runs"
     for name in ("sa_seed0/row.json", "sa_seed0/metrics.json", "fwi/row.json"):
@@ -136,7 +137,7 @@ def test_compare_resume_keeps_finished_runs_and_continues_the_interrupted_one(tm
     # The resumed run's wall time counts the training its checkpoint recorded.
     assert again.rows[2]["wall_seconds"] >= history[-1]["seconds"]
     other = load_invert_config(
-        ROOT / "examples" / "invert_anomaly.toml", {**SMALL, "network": {"width": 12, "depth": 2}}
+        ROOT / "examples" / "anomaly_wells.toml", {**SMALL, "network": {"width": 12, "depth": 2}}
     )
     with pytest.raises(
         ConfigError,
@@ -148,7 +149,7 @@ def test_compare_resume_keeps_finished_runs_and_continues_the_interrupted_one(tm
             [
                 "compare",
                 "--config",
-                str(ROOT / "examples" / "invert_anomaly.toml"),
+                str(ROOT / "examples" / "anomaly_wells.toml"),
                 "--out",
                 str(tmp_path / "none"),
                 "--resume",
@@ -183,7 +184,7 @@ def test_compare_runs_each_formulation_on_the_same_data(tmp_path):
     labelled ``formulation/weighting``; the scattered run starts from the starting
     model's own prediction (zero PDE loss at step 0), the total one does not."""
     small = dict(SMALL, physics={"rounds": 2})
-    config = load_invert_config(ROOT / "examples" / "invert_anomaly.toml", small)
+    config = load_invert_config(ROOT / "examples" / "anomaly_wells.toml", small)
     report = compare(
         config, ["uniform"], tmp_path, formulations=["total", "scattered"], progress=False
     )

@@ -14,7 +14,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
-from seispinn.pinn.training import TrainOptions, load_checkpoint, train
+from seispinn.io.runfolder import load_checkpoint
+from seispinn.pinn.training import TrainOptions, train
 
 SMALL = {
     "network": {"width": 16, "depth": 2},
@@ -104,9 +105,10 @@ def test_invert_nproc_runs_torchrun_and_matches_one_process(tmp_path):
     import subprocess
     import sys
 
-    config = Path(__file__).resolve().parents[1] / "examples" / "invert_anomaly.toml"
+    config = Path(__file__).resolve().parents[1] / "examples" / "anomaly_wells.toml"
     common = ["--config", str(config), "--steps", "4", "--set", "training.log_every=1"]
     common += ["--set", "training.progress=false", "--set", "collocation.n_points=2000"]
+    common += ["--set", "physics.rounds=1"]
 
     def run(name: str, *extra: str) -> list[dict]:
         cmd = [sys.executable, "-m", "seispinn", "invert", "--run-dir", str(tmp_path / name)]

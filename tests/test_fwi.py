@@ -11,21 +11,13 @@ import pytest
 import torch
 
 from seispinn.acquisition import Acquisition, Source
-from seispinn.errors import ConfigError
+from seispinn.errors import ConfigError, ModelError
 from seispinn.experiments.invert import load_invert_config
-from seispinn.modelling.fwi import (
-    FWIOptions,
-    TraceMisfit,
-    fwi,
-    fwi_memory,
-    lowpass,
-    lowpass_operator,
-    preconditioner,
-    update_mask,
-)
+from seispinn.modelling.fwi import FWIOptions, fwi, fwi_memory, preconditioner, update_mask
 from seispinn.modelling.illumination import illuminated_mask, illumination
+from seispinn.modelling.misfit import TraceMisfit, lowpass, lowpass_operator
 from seispinn.modelling.simulate import ModellingOptions, simulate
-from seispinn.models import gaussian_anomaly, homogeneous
+from seispinn.models import ModelPrior, gaussian_anomaly, homogeneous
 
 SIGMA, FREQ, DELAY = 20.0, 12.0, 0.1
 SOURCE = Source(SIGMA, FREQ, DELAY)
@@ -91,7 +83,7 @@ def test_fwi_gradient_passes_the_taylor_test():
     assert 1.8 < slope2 < 2.2, (e2, slope2)
 
 
-def _small_fwi(observed, start, options):
+def _small_fwi(observed, start, options, prior=None):
     return fwi(
         observed,
         start,
@@ -99,6 +91,7 @@ def _small_fwi(observed, start, options):
         options=options,
         modelling=ModellingOptions(pml_width=10),
         progress=False,
+        prior=prior,
     )
 
 
@@ -142,10 +135,17 @@ def test_surface_only_fwi_recovers_a_buried_anomaly():
     modelling = ModellingOptions(pml_width=10)
     observed = simulate(true, acq, dataclasses.replace(modelling, source_sigma=None))
     start = homogeneous(40, 25, 10.0, 2000.0)
-    options = FWIOptions(iterations=6, c_min=1800.0, c_max=2400.0, smoothing=20.0)
+    options = FWIOptions(iterations=6, smoothing=20.0)
     point = Source(0.0, FREQ, DELAY)
     result = fwi(
-        observed, start, point, options=options, modelling=modelling, true=true, progress=False
+        observed,
+        start,
+        point,
+        options=options,
+        modelling=modelling,
+        true=true,
+        progress=False,
+        prior=ModelPrior(c_min=1800.0, c_max=2400.0),
     )
     err0 = np.linalg.norm(start.values - true.values)
     err = np.linalg.norm(result.model.values - true.values)
@@ -183,8 +183,8 @@ def test_preconditioner_is_symmetric_positive_and_deepens_the_update():
     energy must lift the update away from the source, and the water layer and the
     edge frame must not move."""
     true, observed = _setup()
-    options = FWIOptions(water_depth=40.0, smoothing=20.0)
-    m = preconditioner(true, observed, SOURCE, options, ModellingOptions(pml_width=10))
+    options = FWIOptions(smoothing=20.0)
+    m = preconditioner(true, observed, SOURCE, options, ModellingOptions(pml_width=10), 40.0)
     rng = np.random.default_rng(2)
     a, b = (torch.from_numpy(rng.standard_normal(true.shape)) for _ in range(2))
     assert float((m(a) * b).sum()) == pytest.approx(float((a * m(b)).sum()), rel=1e-9)
@@ -197,6 +197,7 @@ def test_preconditioner_is_symmetric_positive_and_deepens_the_update():
         SOURCE,
         dataclasses.replace(options, precondition="none"),
         ModellingOptions(pml_width=10),
+        40.0,
     )
     flat = plain(torch.ones(true.shape, dtype=torch.float64)).numpy()
     # Deep (z = 200 m, below the receivers' depth of the sources) against shallow
@@ -208,8 +209,9 @@ def test_preconditioner_is_symmetric_positive_and_deepens_the_update():
 def test_known_water_layer_is_set_and_never_updated():
     true, observed = _setup()
     start = homogeneous(true.nx, true.nz, 10.0, 2000.0)
-    options = FWIOptions(frequencies=(0.0,), iterations=2, water_depth=25.0, water_velocity=1900.0)
-    result = _small_fwi(observed, start, options)
+    options = FWIOptions(frequencies=(0.0,), iterations=2)
+    prior = ModelPrior(water_depth=25.0, water_velocity=1900.0)
+    result = _small_fwi(observed, start, options, prior)
     water = result.model.values[start.z < 25.0]
     assert water.shape[0] == 3 and np.all(water == 1900.0)
     assert np.abs(result.model.values[3:] - 2000.0).max() > 1.0  # below it, FWI moved
@@ -228,8 +230,8 @@ def test_fwi_options_and_config_section_are_checked(tmp_path):
         FWIOptions(optimizer="sgd")
     with pytest.raises(ValueError, match="precondition"):
         FWIOptions(precondition="hessian")
-    with pytest.raises(ValueError, match="c_min < c_max"):
-        FWIOptions(c_min=3000.0, c_max=2000.0)
+    with pytest.raises(ModelError, match="c_min < c_max"):
+        ModelPrior(c_min=3000.0, c_max=2000.0)
     # No corners given: the stages follow the source's band (half, three quarters
     # of the peak frequency, then the full band).
     assert FWIOptions().stages(8.0) == (4.0, 6.0, 0.0)
@@ -259,7 +261,7 @@ def test_fwi_command_inverts_a_config_alone_and_writes_the_run_folder(tmp_path, 
 
     from seispinn.cli import main
 
-    config = Path(__file__).resolve().parents[1] / "examples" / "invert_anomaly.toml"
+    config = Path(__file__).resolve().parents[1] / "examples" / "anomaly_wells.toml"
     run = tmp_path / "run"
     args = ["fwi", "--config", str(config), "--run-dir", str(run)]
     assert main([*args, "--set", "fwi.iteratons=2"]) == 2
@@ -279,7 +281,7 @@ def test_fwi_command_inverts_a_config_alone_and_writes_the_run_folder(tmp_path, 
     assert held.any() and not held.all()  # every 4th receiver, as `invert` holds out
     assert m["at_bounds"] < 0.05 and "velocity bounds" not in capsys.readouterr().err
     # Bounds that cap the +600 m/s anomaly shape the model, and the run says so.
-    capped = [*args, "--run-dir", str(tmp_path / "capped"), "--set", "fwi.c_max=2100.0"]
+    capped = [*args, "--run-dir", str(tmp_path / "capped"), "--set", "data.c_max=2100.0"]
     assert main([*capped, "--set", "fwi.iterations=2", "--set", "fwi.frequencies=[0.0]"]) == 0
     assert "ended on the velocity bounds (1600-2100 m/s)" in capsys.readouterr().err
     capped_metrics = json.loads((tmp_path / "capped" / "metrics.json").read_text())

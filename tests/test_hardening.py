@@ -28,9 +28,11 @@ from seispinn.cli import main
 from seispinn.errors import ResourceError, TrainingError
 from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
 from seispinn.io import write_velocity
+from seispinn.io.runfolder import load_checkpoint
+from seispinn.memory import problem_memory
 from seispinn.models import homogeneous
 from seispinn.pinn.problem import WaveProblem
-from seispinn.pinn.training import Diverged, load_checkpoint, train
+from seispinn.pinn.training import Diverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +57,7 @@ def _problem(config) -> WaveProblem:
 
 # --- bad configs ----------------------------------------------------------------------
 
-INVERT = ROOT / "examples" / "invert_anomaly.toml"
+INVERT = ROOT / "examples" / "anomaly_wells.toml"
 
 
 def _small_start(tmp_path: Path) -> Path:
@@ -76,14 +78,14 @@ BAD_INVERT = [
     (["--steps", "-5"], "--steps -5", "steps and lbfgs_steps must be >= 0, got -5"),
     (["--set", "training.lr=-0.001"], "--set training.lr=-0.001", "learning rates must be"),
     (
-        ["--set", "velocity.c_min=7000.0"],
-        "--set velocity.c_min=7000.0",
-        "[velocity]: need 0 < c_min < c_max, got 7000.0, 6000.0",
+        ["--set", "data.c_min=7000.0"],
+        "--set data.c_min=7000.0",
+        "[data]: need c_min < c_max, got 7000.0, 2800.0 m/s",
     ),
     (
-        ["--set", "fwi.c_min=2000.0", "--set", "fwi.c_max=1900.0"],
-        "--set fwi.c_min=2000.0, --set fwi.c_max=1900.0",
-        "[fwi]: need c_min < c_max",
+        ["--set", "data.c_min=2100.0"],
+        "[data] c_min/c_max",
+        "the starting model (2000-2000 m/s) must lie inside the bounds (2100-2800 m/s)",
     ),
     (
         ["--set", "collocation.batch_size=0"],
@@ -152,13 +154,14 @@ def test_bad_invert_config_is_refused_up_front(
     tmp_path, capsys, monkeypatch, args, blame, message
 ) -> None:
     import seispinn.experiments.invert as invert
+    import seispinn.inputs as inputs
 
     def accepted(*a, **k):
         raise AssertionError("the bad config was accepted: data simulated or a step trained")
 
     # The real run_inversion runs (its own checks count as up front only if they come
     # before the data are simulated); simulating or training fails the test.
-    monkeypatch.setattr(invert, "simulate", accepted)
+    monkeypatch.setattr(inputs, "simulate", accepted)
     monkeypatch.setattr(invert, "invert", accepted)
     t0 = time.perf_counter()
     run = tmp_path / "run"
@@ -172,12 +175,12 @@ def test_bad_invert_config_is_refused_up_front(
 
 
 def test_receivers_outside_the_starting_model_are_refused(tmp_path, capsys, monkeypatch) -> None:
-    import seispinn.experiments.invert as invert
+    import seispinn.inputs as inputs
 
     def simulated(*a, **k):
         raise AssertionError("the survey was simulated before its geometry was checked")
 
-    monkeypatch.setattr(invert, "simulate", simulated)
+    monkeypatch.setattr(inputs, "simulate", simulated)
     start = _small_start(tmp_path)
     code = main(
         [
@@ -198,7 +201,7 @@ def test_receivers_outside_the_starting_model_are_refused(tmp_path, capsys, monk
 
 def test_survey_receivers_below_the_model_name_the_key(tmp_path, capsys) -> None:
     survey = tmp_path / "survey.toml"
-    anomaly = ROOT / "examples" / "anomaly_survey.toml"
+    anomaly = ROOT / "examples" / "surveys" / "anomaly_wells.toml"
     survey.write_text(_with_key(anomaly, "acquisition", "receiver_depth = 5000.0"))
     code = main(["simulate", "--survey", str(survey), "--out", str(tmp_path / "s.sgy")])
     err = capsys.readouterr().err
@@ -418,11 +421,11 @@ def test_saved_bytes_counts_what_autograd_keeps() -> None:
 
 
 def test_estimate_grows_linearly_with_the_batch() -> None:
-    small = _problem(_tiny()).memory_estimate()
+    small = problem_memory(_problem(_tiny()))
     config = load_forward_config(
         None, {**TINY_FORWARD, "collocation": {**TINY_FORWARD["collocation"], "batch_size": 1000}}
     )
-    large = _problem(config).memory_estimate()
+    large = problem_memory(_problem(config))
     ratio = large.parts["pde batch"] / small.parts["pde batch"]
     assert ratio == pytest.approx(4.0, rel=0.02)
     assert large.parts["parameters + Adam"] == small.parts["parameters + Adam"]
@@ -573,7 +576,9 @@ def test_relative_paths_in_a_config_are_the_configs(tmp_path, monkeypatch) -> No
 
     folder = tmp_path / "cfg"
     folder.mkdir()
-    (folder / "s.toml").write_text((ROOT / "examples" / "anomaly_survey.toml").read_text())
+    (folder / "s.toml").write_text(
+        (ROOT / "examples" / "surveys" / "anomaly_wells.toml").read_text()
+    )
     (folder / "inv.toml").write_text('[data]\nsurvey = "s.toml"\nstart_velocity = 2000.0\n')
     (tmp_path / "s.toml").write_text("a decoy of the same name where the command runs\n")
     monkeypatch.chdir(tmp_path)

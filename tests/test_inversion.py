@@ -14,21 +14,15 @@ from seispinn.acquisition import Source
 from seispinn.cli import main
 from seispinn.diagnostics.measures import anomaly_region
 from seispinn.errors import ConfigError
-from seispinn.experiments.invert import (
-    InversionInputs,
-    InvertConfig,
-    holdout_mask,
-    inversion_problem,
-    invert,
-    load_invert_config,
-    prepare_inputs,
-)
+from seispinn.experiments.invert import InvertConfig, inversion_problem, invert, load_invert_config
 from seispinn.gathers import ShotGathers
+from seispinn.inputs import InversionInputs, holdout_mask, prepare_inputs
 from seispinn.io import read_velocity
 from seispinn.models import gaussian_anomaly, homogeneous
+from seispinn.pinn.collocation import CollocationOptions
 from seispinn.pinn.derivatives import mlp_jet
+from seispinn.pinn.formulations import PhysicsOptions
 from seispinn.pinn.networks import MLP
-from seispinn.pinn.problem import CollocationOptions, PhysicsOptions
 from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 from seispinn.pinn.wave import MultiShotWavefield, Scales
 
@@ -47,14 +41,14 @@ def test_velocity_network_respects_its_bounds_for_any_weights(seed):
     start = gaussian_anomaly(101, 51, 10.0, 2000.0, 400.0, (500.0, 250.0), 80.0)
     x = torch.rand(5000) * 1400 - 200  # also outside the model
     z = torch.rand(5000) * 800 - 150
-    pert = VelocityNet(SCALES, start, VelocityNetOptions(max_perturbation=0.25))
+    pert = VelocityNet(SCALES, start, VelocityNetOptions("perturbation", max_perturbation=0.25))
     c0 = pert.start(x, z)
     assert torch.allclose(pert(x, z), c0)  # zero last layer: starts at c0
     _blow_up(pert, seed)
     c = pert(x, z)
     assert torch.all(c >= 0.75 * c0 - 1e-3) and torch.all(c <= 1.25 * c0 + 1e-3)
     assert (c - c0).abs().max() > 0.2 * c0.min()  # the weights did push it to the bounds
-    bounded = VelocityNet(SCALES, None, VelocityNetOptions("bounds", c_min=1500, c_max=4500))
+    bounded = VelocityNet(SCALES, None, VelocityNetOptions("bounds"), bounds=(1500.0, 4500.0))
     _blow_up(bounded, seed)
     cb = bounded(x, z)
     assert cb.min() >= 1500 and cb.max() <= 4500 and cb.max() - cb.min() > 2000
@@ -135,10 +129,13 @@ def _small_inputs(receiver_offset: float = 0.0) -> InversionInputs:
 
 
 def _config(holdout_every: int) -> InvertConfig:
+    """The total-field formulation: the network is u itself, so a network that is
+    the traces' own wavefield fits them exactly."""
     base = InvertConfig()
     return dataclasses.replace(
         base,
         data=dataclasses.replace(base.data, holdout_every=holdout_every),
+        physics=PhysicsOptions(formulation="total", edges="open", rounds=1),
         collocation=CollocationOptions(n_points=200, data_batch=10_000),
     )
 
@@ -179,8 +176,9 @@ def test_anomaly_region_marks_the_anomaly():
 
 
 def _reduced_anomaly_config(tmp_path, weighting="sa", steps=2000):
-    """The anomaly test scaled down: one surface shot, surface and well receivers,
-    5 Hz, a 64×3 wavefield network, velocity frozen for the first half."""
+    """The anomaly test scaled down, in the total-field formulation (whose source
+    region SA's mask must find): one surface shot, surface and well receivers, 5 Hz,
+    a 64×3 wavefield network, a velocity MLP frozen for the first half."""
     survey = tmp_path / "survey.toml"
     survey.write_text(
         """
@@ -208,12 +206,19 @@ well_receivers = 8
     return load_invert_config(
         None,
         {
-            "data": {"survey": str(survey), "start_velocity": 2000.0, "holdout_every": 4},
+            "data": {
+                "survey": str(survey),
+                "start_velocity": 2000.0,
+                "holdout_every": 4,
+                "c_min": 1600.0,
+                "c_max": 2800.0,
+            },
             "source": {"sigma": 40.0, "freq": 5.0, "delay": 0.24},
+            "physics": {"formulation": "total", "edges": "open", "rounds": 1},
             "network": {"width": 64, "depth": 3},
-            "velocity": {"width": 24, "depth": 2},
+            "velocity": {"mode": "perturbation", "width": 24, "depth": 2},
             "collocation": {"n_points": 8000, "batch_size": 1024, "data_batch": 1024},
-            "weighting": {"name": weighting},
+            "weighting": {"name": weighting, "sa": {"lr": 1e-2}},
             "training": {
                 "steps": steps,
                 "lr": 2e-3,
@@ -231,7 +236,7 @@ def test_reduced_anomaly_inversion_moves_velocity_toward_the_truth(tmp_path):
     start's (measured 0.44–0.48 at 2,500 steps, uniform and SA)."""
     torch.set_num_threads(2)
     config = _reduced_anomaly_config(tmp_path)
-    inputs = prepare_inputs(config, tmp_path / "run")
+    inputs = prepare_inputs(config.data, config.source, tmp_path / "run")
     result = invert(inputs, config, tmp_path / "run", score_heldout=False)
     m = result.metrics
     assert m["anomaly_error_ratio"] < 0.8, m
@@ -264,7 +269,7 @@ def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
     cfg = tmp_path / "inv.toml"
     d = dataclasses.asdict(config)
     lines = []
-    for section in ("data", "source", "network", "velocity", "collocation", "weighting"):
+    for section in ("data", "source", "physics", "network", "velocity", "collocation", "weighting"):
         lines += _toml_table(section, d[section])
     lines += ["[training]", "steps = 4", "progress = false", "snapshot_every = 2"]
     cfg.write_text("\n".join(lines) + "\n")
@@ -283,7 +288,7 @@ def test_invert_cli_writes_the_run_folder(tmp_path, capsys):
         assert (run / name).exists(), name
     assert sorted(p.name for p in (run / "gamma").iterdir())[0] == "step_000000.npz"
     g = np.load(run / "gamma" / "step_000000.npz")
-    assert g["shot"].shape == g["relative_weight"].shape == (2000,)
+    assert g["shot"].shape == g["gamma"].shape == (2000,)
     assert set(np.unique(g["shot"])) == {0} and g["sources"].shape == (1, 2)
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["heldout_misfit"]) and metrics["steps"] == 4
@@ -306,10 +311,11 @@ def test_invert_cli_resumes_a_run_of_several_rounds(tmp_path, capsys, monkeypatc
     )
     d = dataclasses.asdict(config)
     d["data"]["survey"] = "survey.toml"  # relative to the config, as in examples/
+    d["physics"]["rounds"] = 2
     lines = []
-    for section in ("data", "source", "network", "velocity", "collocation", "weighting"):
+    for section in ("data", "source", "physics", "network", "velocity", "collocation", "weighting"):
         lines += _toml_table(section, d[section])
-    lines += ["[training]", "steps = 4", "progress = false", "[physics]", "rounds = 2"]
+    lines += ["[training]", "steps = 4", "progress = false"]
     cfg = tmp_path / "inv.toml"
     cfg.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
@@ -404,14 +410,13 @@ class _PlaneWave(torch.nn.Module):
 
 
 def test_implied_velocity_recovers_the_velocity_of_an_exact_wavefield():
-    from seispinn.experiments.invert import implied_velocity
+    from seispinn.pinn.formulations import implied_velocity
 
     problem = inversion_problem(_config(holdout_every=0), _small_inputs(), torch.device("cpu"))
     problem.wavefield = _PlaneWave(2300.0)
     pts, shot = problem.points.points, problem.points.shot
-    quiet = (pts[:, 0] - problem.source_x[shot]) ** 2 + (
-        pts[:, 1] - problem.source_z[shot]
-    ) ** 2 > 250.0**2
+    f = problem.formulation
+    quiet = (pts[:, 0] - f.source_x[shot]) ** 2 + (pts[:, 1] - f.source_z[shot]) ** 2 > 250.0**2
     c = implied_velocity(problem, quiet)
     assert c["velocity_form"] == pytest.approx(2300.0, rel=1e-4)
     assert c["slowness_form"] == pytest.approx(2300.0, rel=1e-4)

@@ -21,6 +21,7 @@ PROBE = textwrap.dedent(
     import sys, torch
     torch.set_num_threads(1)
     from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
+    from seispinn.memory import problem_memory
     from seispinn.pinn.training import train
     batch = int(sys.argv[1])
     cfg = load_forward_config(None, {
@@ -30,7 +31,7 @@ PROBE = textwrap.dedent(
         "reference": {"dx": 10.0, "padding": 200.0},
     })
     problem = forward_problem(cfg, reference_model(cfg), torch.device("cpu"))
-    estimate = problem.memory_estimate().parts["pde batch"]
+    estimate = problem_memory(problem).parts["pde batch"]
     def status(key):
         with open("/proc/self/status") as f:
             line = next(x for x in f if x.startswith(key + ":"))

@@ -133,7 +133,7 @@ def test_gradnorm_over_correction_shows_in_diagnostics():
     d = run["diagnostics"]
     # Points with the smallest per-point gradients (already fitted) get the
     # largest weights, and the centre gets less than its share.
-    assert d["small_grad_relative_weight"] > 2.0
+    assert d["small_grad_gamma"] > 2.0
     assert run["enrichment"] < 1.0
     assert d["refreshes"] == 30
 
@@ -232,12 +232,12 @@ def test_cli_maps_flags_to_settings_and_set_wins(monkeypatch):
     monkeypatch.setattr(race, "run_race", fake_race)
     argv = ["race", "--n-seeds", "2", "--steps", "9", "--sa-mask", "sigmoid", "--sa-init", "-3",
             "--sa-lr", "0.02", "--sa-optimizer", "sgd", "--strategies", "sa,rba",
-            "--set", "workers=1", "--set", "rba.gamma=0.99"]  # fmt: skip
+            "--set", "workers=1", "--set", "rba.decay=0.99"]  # fmt: skip
     assert main(argv) == 2
     [config] = seen
     assert config.seeds == (0, 1) and config.steps == 9 and config.strategies == ("sa", "rba")
     assert config.sa == SAOptions(mask="sigmoid", init=-3.0, optimizer="sgd", lr=0.02)
-    assert config.workers == 1 and config.rba.gamma == 0.99  # --set beats --workers' default
+    assert config.workers == 1 and config.rba.decay == 0.99  # --set beats --workers' default
 
 
 def test_plot_module_imports_no_training_code():

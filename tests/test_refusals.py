@@ -16,11 +16,12 @@ import torch
 
 from seispinn.cli import main
 from seispinn.experiments.forward import forward_problem, load_forward_config, reference_model
-from seispinn.pinn import training
-from seispinn.pinn.training import Interrupted, load_checkpoint, train
+from seispinn.io import runfolder
+from seispinn.io.runfolder import load_checkpoint
+from seispinn.pinn.training import Interrupted, train
 
 ROOT = Path(__file__).resolve().parents[1]
-INVERT = ROOT / "examples" / "invert_anomaly.toml"
+INVERT = ROOT / "examples" / "anomaly_wells.toml"
 TINY = (
     "[collocation]\nn_points = 500\nbatch_size = 100\n[reference]\ndx = 10.0\n"
     "padding = 200.0\n[network]\ndepth = 2\nwidth = 8\n"
@@ -110,9 +111,9 @@ def test_history_is_fsynced_before_the_rename(tmp_path, monkeypatch) -> None:
         events.append("rename")
         real_replace(a, b)
 
-    monkeypatch.setattr(training.os, "fsync", fsync)
-    monkeypatch.setattr(training.os, "replace", replace)
-    training.write_text_atomic(tmp_path / "history.json", "[1, 2]")
+    monkeypatch.setattr(runfolder.os, "fsync", fsync)
+    monkeypatch.setattr(runfolder.os, "replace", replace)
+    runfolder.write_text_atomic(tmp_path / "history.json", "[1, 2]")
     assert (tmp_path / "history.json").read_text() == "[1, 2]"
     assert not (tmp_path / "history.json.tmp").exists()
     if sys.platform.startswith("linux"):
@@ -234,15 +235,16 @@ def test_a_second_signal_stops_at_once(tmp_path) -> None:
 
 def test_the_python_api_blames_data_survey(tmp_path) -> None:
     from seispinn.errors import ConfigError
-    from seispinn.experiments.invert import load_invert_config, prepare_inputs
+    from seispinn.experiments.invert import load_invert_config
+    from seispinn.inputs import prepare_inputs
 
     missing = load_invert_config(
         None, {"data": {"survey": str(tmp_path / "nowhere.toml"), "start_velocity": 2000.0}}
     )
     with pytest.raises(ConfigError, match=r"^\[data\] survey .*nowhere.toml: no such file$"):
-        prepare_inputs(missing)
+        prepare_inputs(missing.data, missing.source)
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nnx = 'many'\n")
     config = load_invert_config(None, {"data": {"survey": str(bad), "start_velocity": 2000.0}})
     with pytest.raises(ConfigError, match=r"^\[data\] survey: .*bad.toml \[model\] nx: expected"):
-        prepare_inputs(config)
+        prepare_inputs(config.data, config.source)

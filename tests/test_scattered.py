@@ -13,20 +13,19 @@ import torch
 
 from seispinn.acquisition import Acquisition, Source
 from seispinn.errors import ConfigError
-from seispinn.experiments.invert import (
-    InversionInputs,
-    InvertConfig,
-    holdout_mask,
-    inversion_problem,
-    invert,
-    load_invert_config,
+from seispinn.experiments.invert import InvertConfig, inversion_problem, invert, load_invert_config
+from seispinn.inputs import InversionInputs, holdout_mask
+from seispinn.modelling.simulate import (
+    ModellingOptions,
+    acquisition_from_gathers,
     predicted_gathers,
+    simulate,
+    wavefield_snapshots,
 )
-from seispinn.modelling.fwi import acquisition_from_gathers
-from seispinn.modelling.simulate import ModellingOptions, simulate, wavefield_snapshots
-from seispinn.models import gaussian_anomaly, homogeneous, layered
+from seispinn.models import ModelPrior, gaussian_anomaly, homogeneous, layered
 from seispinn.pinn.background import Background, second_time_derivative
-from seispinn.pinn.problem import CollocationOptions, PhysicsOptions
+from seispinn.pinn.collocation import CollocationOptions
+from seispinn.pinn.formulations import PhysicsOptions
 from seispinn.pinn.wave import scattered_residual
 
 SOURCE = Source(30.0, 8.0, 0.15)
@@ -60,7 +59,11 @@ def _scattered(holdout_every: int = 4, **physics) -> InvertConfig:
     return dataclasses.replace(
         base,
         data=dataclasses.replace(base.data, holdout_every=holdout_every),
-        physics=PhysicsOptions("slowness", formulation="scattered", **physics),
+        physics=PhysicsOptions(
+            "slowness",
+            "scattered",
+            **{"edges": "open", "rounds": 1, "edge_points": 1024, **physics},
+        ),
         collocation=CollocationOptions(n_points=2000, batch_size=512, data_batch=512),
     )
 
@@ -71,7 +74,7 @@ def test_step_zero_is_the_starting_model_exactly(surface_inputs):
     problem = inversion_problem(_scattered(), surface_inputs, torch.device("cpu"))
     assert float(problem.all_residuals().abs().max()) == 0.0
     g = surface_inputs.gathers
-    d0 = predicted_gathers(surface_inputs.start, surface_inputs).data
+    d0 = predicted_gathers(surface_inputs.start, g, surface_inputs.source).data
     use = ~holdout_mask(g, 4) & g.receiver_mask
     expected = np.mean((g.data - d0)[use] ** 2) / np.mean(g.data[use] ** 2)
     got = float(problem.data_misfit(torch.arange(len(problem.data.values))).detach())
@@ -94,7 +97,7 @@ def test_wavefront_points_follow_the_background_wavefield(surface_inputs):
     uniform = ~p.near_source
     assert int(moved.sum()) == pytest.approx(0.5 * int(uniform.sum()), abs=len(problem.shots))
     assert not moved[p.near_source].any()
-    bg = problem.background
+    bg = problem.formulation.background
 
     def level(points, shot):  # |u0_tt| relative to its time sample's mean
         it = (points[:, 2] / bg.dt).round().long().clamp(max=bg.u_tt.shape[1] - 1)
@@ -105,8 +108,10 @@ def test_wavefront_points_follow_the_background_wavefield(surface_inputs):
     assert level(p.points[front], p.shot[front]) > 3 * level(p.points[rest], p.shot[rest])
     box = problem.box
     assert (p.points[:, 0] >= box.x_min).all() and (p.points[:, 0] <= box.x_max).all()
-    with pytest.raises(ConfigError, match="wavefront_fraction .* needs .physics. formulation"):
-        load_invert_config(None, {"collocation": {"wavefront_fraction": 0.5}})
+    with pytest.raises(ConfigError, match="wavefront_fraction .* the 'total' formulation"):
+        load_invert_config(
+            None, {"collocation": {"wavefront_fraction": 0.5}, "physics": {"formulation": "total"}}
+        )
 
 
 def _laplacian(u: np.ndarray, h: float) -> np.ndarray:
@@ -308,7 +313,10 @@ def test_memory_estimate_counts_the_background(surface_inputs):
     g, start = surface_inputs.gathers, surface_inputs.start
     total = stored_estimate(_scattered(), g, start).parts
     assert total["background"] == pytest.approx(2 * 2 * 300 * 41 * 61 * 4)
-    assert "background" not in stored_estimate(InvertConfig(), g, start).parts
+    total_field = dataclasses.replace(
+        _scattered(), physics=PhysicsOptions("slowness", formulation="total")
+    )
+    assert "background" not in stored_estimate(total_field, g, start).parts
 
 
 def test_grid_velocity_keeps_the_water_and_its_bounds():
@@ -316,11 +324,11 @@ def test_grid_velocity_keeps_the_water_and_its_bounds():
     water_velocity, the rest within ±p of the start, and the nodes act bilinearly."""
     from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 
-    start = homogeneous(61, 41, 10.0, 2000.0)
-    options = VelocityNetOptions(
-        mode="grid", grid_spacing=100.0, water_depth=45.0, water_velocity=1500.0
-    )
-    net = VelocityNet(None, start, options)  # the grid mode needs no network scales
+    prior = ModelPrior(water_depth=45.0, water_velocity=1500.0)
+    start = prior.applied(homogeneous(61, 41, 10.0, 2000.0))
+    options = VelocityNetOptions(mode="grid", grid_spacing=100.0)
+    # The grid mode needs no network scales.
+    net = VelocityNet(None, start, options, water_depth=prior.water_depth)
     assert tuple(net.nodes.shape) == (5, 7)  # 400 m and 600 m at 100 m
     with torch.no_grad():
         net.nodes.copy_(torch.randn(5, 7, generator=torch.Generator().manual_seed(3)) * 5)
@@ -341,10 +349,8 @@ def test_grid_velocity_constraints_measure_roughness_and_shift_below_the_water()
     from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
 
     start = homogeneous(61, 41, 10.0, 2000.0)
-    options = VelocityNetOptions(
-        mode="grid", grid_spacing=100.0, water_depth=45.0, smoothness=2.0, mean_shift=3.0
-    )
-    net = VelocityNet(None, start, options)  # nodes at z = 0, 100, ... 400 m
+    options = VelocityNetOptions(mode="grid", grid_spacing=100.0, smoothness=2.0, mean_shift=3.0)
+    net = VelocityNet(None, start, options, water_depth=45.0)  # nodes at z = 0, 100, ... 400 m
 
     def penalties() -> dict[str, float]:
         return {k: float(v.detach()) for k, v in net.penalties().items()}
@@ -367,7 +373,7 @@ def test_grid_velocity_constraints_measure_roughness_and_shift_below_the_water()
     assert terms["velocity_mean"] < 1e-3 * 3.0 * d**2
     assert terms["velocity_tv"] == pytest.approx(2.0 * 2 * d, rel=1e-5)
     with pytest.raises(ConfigError, match="need mode = 'grid'"):
-        VelocityNetOptions(smoothness=1.0)
+        VelocityNetOptions(mode="perturbation", smoothness=1.0)
 
 
 def _pde_gradients(problem) -> dict[str, torch.Tensor]:

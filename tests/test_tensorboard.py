@@ -13,11 +13,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from seispinn.acquisition import Acquisition, Source
 from seispinn.diagnostics.tensorboard import MISSING, check_available, image_rgb
 from seispinn.errors import ConfigError
-from seispinn.experiments.invert import InversionInputs, InvertConfig, invert
+from seispinn.experiments.invert import InvertConfig, invert
+from seispinn.inputs import InversionInputs
 from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.models import gaussian_anomaly, homogeneous
-from seispinn.pinn.problem import CollocationOptions, NetworkOptions
+from seispinn.pinn.collocation import CollocationOptions
 from seispinn.pinn.training import TrainOptions
+from seispinn.pinn.wave import NetworkOptions
 
 SOURCE = Source(30.0, 8.0, 0.15)
 
@@ -35,6 +37,7 @@ def test_a_run_writes_readable_events(tmp_path):
     config = dataclasses.replace(
         base,
         network=NetworkOptions(width=16, depth=2),
+        physics=dataclasses.replace(base.physics, rounds=1),
         collocation=CollocationOptions(n_points=600, batch_size=128, data_batch=128),
         training=TrainOptions(
             steps=20,
@@ -98,7 +101,7 @@ def test_cli_refuses_tensorboard_without_the_package_before_any_work(monkeypatch
         [
             "invert",
             "--config",
-            "examples/invert_anomaly.toml",
+            "examples/anomaly_wells.toml",
             "--run-dir",
             str(run_dir),
             "--tensorboard",

@@ -16,8 +16,9 @@ from seispinn.experiments.forward import (
     reference_model,
     run_forward,
 )
+from seispinn.io.runfolder import load_checkpoint
 from seispinn.pinn.collocation import Box, batch_ids, sample_collocation
-from seispinn.pinn.training import load_checkpoint, train
+from seispinn.pinn.training import train
 from seispinn.pinn.wave import Scales, WavefieldNet, gaussian_source_density, wave_residual
 
 SCALES = Scales(xc=0.0, zc=0.0, lx=500.0, lz=400.0, t_max=0.35, u_scale=0.1)
@@ -309,8 +310,8 @@ def test_forward_cli_writes_the_run_folder(tmp_path, capsys):
         "step_000006.npz",
     ]
     g = np.load(run / "gamma" / "step_000006.npz")
-    assert g["points"].shape == (1000, 3) and g["relative_weight"].shape == (1000,)
-    assert g["relative_weight"].mean() == pytest.approx(1.0, rel=1e-5)
+    assert g["points"].shape == (1000, 3) and g["gamma"].shape == (1000,)
+    assert g["gamma"].mean() == pytest.approx(1.0, rel=1e-5)
     out = capsys.readouterr().out
     assert "wavefield error" in out
 
@@ -439,7 +440,7 @@ class _TwoModules:
         return {"a": self.a, "b": self.b} | ({"c": self.c} if self.c is not None else {})
 
     def losses(self, step):
-        from seispinn.pinn.training import StepLosses
+        from seispinn.pinn.problem import StepLosses
 
         out = self.a(self.x) + self.b(self.x) + (self.c(self.x) if self.c is not None else 0)
         sq = (out - 1.0)[:, 0] ** 2

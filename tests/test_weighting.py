@@ -118,8 +118,8 @@ def test_sa_default_ascent_is_unit_free(optimizer):
         ids = torch.tensor([step % 6, (step + 2) % 6, (step + 3) % 6])
         a.update(step, ids, sq[ids])
         b.update(step, ids, 100.0 * sq[ids])  # residuals ×10: r² ×100
-        torch.testing.assert_close(a.relative_weights(), b.relative_weights())
-    assert float(a.relative_weights().max()) > 1.01  # it did move
+        torch.testing.assert_close(a.gamma(), b.gamma())
+    assert float(a.gamma().max()) > 1.01  # it did move
     # Plain ascent on the loss carries the units: the same ×10 moves it far more.
     c, d = (SelfAdaptiveMask(6, SAOptions(optimizer="sgd")) for _ in range(2))
     _ascend(c, sq, torch.arange(6), 5)
@@ -165,12 +165,12 @@ def test_sa_max_relative_caps_the_mask_and_keeps_its_ranking(mask, init, lr):
     for step in range(200):
         for sa in (free, default, capped):
             sa.update(step, ids, sq)
-        assert float(capped.relative_weights().max()) <= 5.0 * (1 + 1e-5)
-        assert float(default.relative_weights().max()) <= 20.0 * (1 + 1e-5)
-    assert float(free.relative_weights()[:10].min()) > 20.0
+        assert float(capped.gamma().max()) <= 5.0 * (1 + 1e-5)
+        assert float(default.gamma().max()) <= 20.0 * (1 + 1e-5)
+    assert float(free.gamma()[:10].min()) > 20.0
     assert float(default.diagnostics()["capped_fraction"]) == pytest.approx(0.01)
     assert "capped_fraction" not in free.diagnostics()
-    rel = capped.relative_weights()
+    rel = capped.gamma()
     assert float(rel[:10].min()) > 4.8
     assert float(rel[10]) > float(rel[11:].max())
     with pytest.raises(ConfigError, match="max_relative must be > 1"):
@@ -200,12 +200,12 @@ def test_sa_max_relative_holds_within_time_slices_and_for_the_recipes_ascent():
     adam = SelfAdaptiveMask(1000, SAOptions(optimizer="adam", normalise=False, max_relative=3))
     for step in range(300):
         adam.update(step, ids, sq)
-    assert float(adam.relative_weights().max()) <= 3.0 * (1 + 1e-5)
+    assert float(adam.gamma().max()) <= 3.0 * (1 + 1e-5)
     negative = SelfAdaptiveMask(4, SAOptions(init=-1.0, lr=0.5, max_relative=2))
     for step in range(50):
         negative.update(step, torch.arange(4), torch.tensor([1e4, 1.0, 1.0, 1.0]))
     assert bool((negative.lam < 0).all())
-    assert float(negative.relative_weights().max()) <= 2.0 * (1 + 1e-5)
+    assert float(negative.gamma().max()) <= 2.0 * (1 + 1e-5)
     off = build_section(WeightingOptions, {"sa": {"max_relative": "none"}}, "run.toml [weighting]")
     assert off.sa.max_relative is None
     over = parse_overrides(["weighting.sa.max_relative=none"])
@@ -259,7 +259,7 @@ def test_sa_time_slices_keep_each_times_share_and_rank_within_it():
 def test_sa_masks_grow_faster_on_larger_residuals(mask):
     sa = SelfAdaptiveMask(3, SAOptions(mask=mask, init=0.5, lr=0.1))
     _ascend(sa, torch.tensor([0.01, 0.1, 1.0]), torch.arange(3), 5)
-    rel = sa.relative_weights()
+    rel = sa.gamma()
     assert rel[0] < rel[1] < rel[2]
 
 
@@ -335,7 +335,7 @@ def test_gradnorm_first_refresh_matches_formula():
     assert d["clipped_high_fraction"] == pytest.approx(float((target >= 2.0).float().mean()))
     assert d["clipped_high_fraction"] >= 1 / 8
     assert d["target_max"] == pytest.approx(float(target.max()), rel=1e-5)
-    assert d["small_grad_relative_weight"] == pytest.approx(d["relative_max"])
+    assert d["small_grad_gamma"] == pytest.approx(d["relative_max"])
     assert d["refreshes"] == 1
 
     # step 1 is not a refresh step (every=2): nothing changes
@@ -413,13 +413,13 @@ def test_input_derivative_losses_fall_back_to_exact():
 
 
 def test_rba_update_formula():
-    rba = ResidualBasedAttention(3, RBAOptions(gamma=0.5, eta=0.2, init=1.0, normalise=False))
+    rba = ResidualBasedAttention(3, RBAOptions(decay=0.5, eta=0.2, init=1.0, normalise=False))
     ids = torch.tensor([2, 0])
     rba.update(0, ids, torch.tensor([4.0, 1.0]))  # |r| = (2, 1), max 2
     # λ_2 = 0.5·1 + 0.2·2/2 = 0.7; λ_0 = 0.5·1 + 0.2·1/2 = 0.6; λ_1 untouched
     assert rba.lam.tolist() == pytest.approx([0.6, 1.0, 0.7])
     assert rba.weights(torch.arange(3)).tolist() == pytest.approx([0.36, 1.0, 0.49])
-    normalised = ResidualBasedAttention(3, RBAOptions(gamma=0.5, eta=0.2, init=1.0))
+    normalised = ResidualBasedAttention(3, RBAOptions(decay=0.5, eta=0.2, init=1.0))
     normalised.update(0, ids, torch.tensor([4.0, 1.0]))
     w = normalised.weights(torch.arange(3))
     assert w.mean().item() == pytest.approx(1.0)
@@ -453,7 +453,7 @@ def test_enrichment_formula():
 STRATEGY_OPTIONS = {
     "uniform": None,
     "sa": SAOptions(mask="square", init=1.0, optimizer="adam", lr=5e-2),
-    "rba": RBAOptions(gamma=0.9, eta=0.1),
+    "rba": RBAOptions(decay=0.9, eta=0.1),
     "gradnorm": GradNormOptions(every=3, alpha=0.5),
 }
 
@@ -513,15 +513,15 @@ def test_sa_minibatches_equal_full_batch_with_plain_ascent():
         full.update(step, torch.arange(n), sq)
         for ids in torch.randperm(n, generator=order).split(batch):
             mini.update(step, ids, sq[ids])
-    assert full.relative_weights().std() > 0.1
+    assert full.gamma().std() > 0.1
     torch.testing.assert_close(mini.lam, full.lam)
 
 
 def test_rba_minibatches_touch_only_their_points():
     n = 12
     sq = torch.linspace(0.01, 1.0, n) ** 2
-    full = ResidualBasedAttention(n, RBAOptions(gamma=0.9, eta=0.1))
-    mini = ResidualBasedAttention(n, RBAOptions(gamma=0.9, eta=0.1))
+    full = ResidualBasedAttention(n, RBAOptions(decay=0.9, eta=0.1))
+    mini = ResidualBasedAttention(n, RBAOptions(decay=0.9, eta=0.1))
     full.update(0, torch.arange(n), sq)
     # Batches that each hold the point with the largest residual see the same
     # max |r| as the full batch, so every λ_i ends where the full batch put it.
@@ -700,7 +700,7 @@ def test_weighting_options_take_nested_tables_and_overrides():
     assert isinstance(built, GradNormWeights) and built.options.every == 50
     # A TOML [weighting.sa] table; an unknown key names the table and the known keys.
     sa = build_section(WeightingOptions, {"sa": {"optimizer": "sgd"}}, "run.toml [weighting]")
-    assert sa.options() == SAOptions(optimizer="sgd")
+    assert sa.options() == SAOptions(optimizer="sgd", lr=1e-3)  # the recipe's rate kept
     want = (
         "run.toml [weighting.sa]: unknown key 'lrr' "
         "(known: balance, init, lr, mask, max_relative, normalise, optimizer, time_slices)"

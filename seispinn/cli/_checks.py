@@ -12,6 +12,7 @@ from seispinn.config import parse_overrides
 from seispinn.errors import ConfigError
 
 __all__ = [
+    "check_data_files",
     "check_device",
     "check_run_dir",
     "load_blamed",
@@ -105,3 +106,14 @@ def load_blamed(
         else:
             blamed = [label for label, _ in items]
         raise ConfigError(f"{', '.join(blamed)}: {message}") from None
+
+
+def check_data_files(data: Any, config_path: Path | None) -> None:
+    """Every file ``[data]`` names exists, before the run folder is made."""
+    from seispinn.inputs import DATA_FILES
+
+    where = f"{config_path} [data]" if config_path is not None else "[data]"
+    for key in DATA_FILES:
+        value = getattr(data, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{where} {key}: {value}: no such file")

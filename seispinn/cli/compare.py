@@ -6,9 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seispinn.cli._checks import check_device, check_run_dir, load_blamed, override_items
+from seispinn.cli._checks import (
+    check_data_files,
+    check_device,
+    check_run_dir,
+    load_blamed,
+    override_items,
+)
 from seispinn.cli._training import add_set_argument, add_tensorboard_argument, training_overrides
-from seispinn.cli.invert import check_data_files
 from seispinn.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ from seispinn.errors import SeispinnError
 
 def _default_config() -> Path:
     # The checkout's examples/ folder (seispinn is installed editable from it).
-    return Path(__file__).resolve().parents[2] / "examples" / "compare_demo.toml"
+    return Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the main job: uniform vs SA-PINN vs FWI on the shipped Marmousi-style model",
         description=(
             "Invert a crop of the shipped Marmousi-style model (data/model_vp.sgy's "
-            "generator, examples/compare_demo.toml) with uniform weighting and with "
+            "generator, examples/demo.toml) with uniform weighting and with "
             "SA-PINN masks, and by conventional FWI with Deepwave, from the same data "
             "and smoothed start; write a report folder (report.md, metrics, figures). "
             "About 7 minutes on 2 CPU cores."

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `seispinn --help` does not load torch and Deepwave.
     from seispinn.experiments.forward import load_forward_config, run_forward
-    from seispinn.experiments.run import check_resumable
+    from seispinn.experiments.resume import check_resumable
 
     overrides = training_overrides(args)
     config = load_blamed(load_forward_config, args.config, overrides, override_items(args))

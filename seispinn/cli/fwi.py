@@ -8,9 +8,14 @@ import json
 import time
 from pathlib import Path
 
-from seispinn.cli._checks import check_device, check_run_dir, load_blamed, override_items
+from seispinn.cli._checks import (
+    check_data_files,
+    check_device,
+    check_run_dir,
+    load_blamed,
+    override_items,
+)
 from seispinn.cli._training import add_set_argument, training_overrides
-from seispinn.cli.invert import check_data_files
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     check_data_files(config.data, args.config)
     t0 = time.perf_counter()
-    metrics = run_fwi_inversion(config, args.run_dir, config_path=args.config, device=args.device)
+    metrics = run_fwi_inversion(
+        config.data,
+        config.source,
+        config.fwi,
+        args.run_dir,
+        config_path=args.config,
+        device=args.device,
+    )
     print(json.dumps(metrics, indent=1))
     parts = [
         f"{k} {metrics[k]:.3f} (start {metrics['start_' + k]:.3f})"

@@ -1,7 +1,7 @@
 """``seispinn info FILE``: what a SEG-Y file holds, without loading it whole.
 
 Prints the layout (format, byte order, traces x samples), what the headers say
-about spacing under seispinn's conventions (see :mod:`seispinn.io.segy`) and
+about spacing under seispinn's conventions (see docs/segy.md) and
 the value range. ``--dx/--dz/--units`` describe the file as a velocity model
 the way ``read_velocity(..., dx=, dz=, units=)`` would load it.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from seispinn.io.segy import UNITS, SegySummary, summarise
+from seispinn.io import UNITS, SegySummary, summarise
 
 __all__ = ["add_parser", "run", "format_summary"]
 

@@ -7,9 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from seispinn.cli._checks import (
+    check_data_files,
     check_device,
     check_run_dir,
     load_blamed,
@@ -44,8 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `seispinn --help` does not load torch and Deepwave.
-    from seispinn.experiments.invert import load_invert_config, resume_folder, run_inversion
-    from seispinn.experiments.run import check_resumable
+    from seispinn.experiments.invert import load_invert_config, run_inversion
+    from seispinn.experiments.resume import check_resumable
+    from seispinn.experiments.run import resume_folder
     from seispinn.pinn.distributed import init_from_env
 
     overrides = training_overrides(args)
@@ -77,17 +78,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"{', '.join(parts)}; {m['train_seconds']:.0f} s -> {args.run_dir / 'inverted.sgy'}")
     return 0
-
-
-def check_data_files(data, config_path: Path | None) -> None:
-    """Every file ``[data]`` names exists, before the run folder is made."""
-    from seispinn.experiments.invert import DATA_FILES
-
-    where = f"{config_path} [data]" if config_path is not None else "[data]"
-    for key in DATA_FILES:
-        value = getattr(data, key)
-        if value and not Path(value).is_file():
-            raise ConfigError(f"{where} {key}: {value}: no such file")
 
 
 def _relaunch(argv: list[str], nproc: int) -> int:

@@ -53,7 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help=(
             "override any race setting (dotted key, TOML value; wins over the flags), "
-            "e.g. gradnorm.eps=1e-3, rba.gamma=0.99, width=64, seeds=0,1"
+            "e.g. gradnorm.eps=1e-3, rba.decay=0.99, width=64, seeds=0,1"
         ),
     )
     p.add_argument(

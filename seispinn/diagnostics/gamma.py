@@ -2,9 +2,10 @@
 
 A :class:`GammaSnapshot` is what a run saves every ``snapshot_every`` steps
 (``gamma/step_XXXXXX.npz``): the collocation points, their stable ids and shots,
-the relative weight γ_i / mean(γ) and the PDE residual |r_i| at that step, the
-sources and receivers, and the source region's radius and active window
-(METHOD §4). Numpy only: nothing here imports torch or training code.
+γ_i — the point's weight divided by the mean weight, 1 everywhere for uniform
+weighting — and the PDE residual |r_i| at that step, the sources and receivers, and
+the source region's radius and active window (docs/method.md, "Measures").
+:func:`gamma_snapshot` takes one from a problem; the rest is numpy only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from seispinn.errors import SeispinnError
 
 __all__ = [
     "GammaSnapshot",
+    "gamma_snapshot",
     "GammaGrid",
     "load_gamma",
     "load_gamma_series",
@@ -30,7 +33,7 @@ __all__ = [
     "curriculum",
 ]
 
-_KEYS = ("points", "ids", "shot", "relative_weight", "sources")
+_KEYS = ("points", "ids", "shot", "sources")
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +45,7 @@ class GammaSnapshot:
         points: ``[N, 3]`` collocation points (x m, z m, t s).
         ids: ``[N]`` stable point ids.
         shot: ``[N]`` shot index of each point.
-        gamma: ``[N]`` relative weight γ_i / mean(γ) (1 everywhere for uniform).
+        gamma: ``[N]`` γ_i, the weight over the mean weight (1 everywhere for uniform).
         residual: ``[N]`` |PDE residual| at the step (NaN when not recorded).
         sources: ``[shot, 2]`` source positions (x, z) in m.
         receivers: ``[M, 2]`` receiver positions (x, z) in m (may be empty).
@@ -68,7 +71,7 @@ class GammaSnapshot:
             points=self.points.astype(np.float32),
             ids=self.ids,
             shot=self.shot,
-            relative_weight=self.gamma.astype(np.float32),
+            gamma=self.gamma.astype(np.float32),
             residual=self.residual.astype(np.float32),
             sources=np.asarray(self.sources, np.float64).reshape(-1, 2),
             receivers=np.asarray(self.receivers, np.float64).reshape(-1, 2),
@@ -79,6 +82,24 @@ class GammaSnapshot:
     @property
     def t_max(self) -> float:
         return float(self.points[:, 2].max()) if len(self.points) else 0.0
+
+
+def gamma_snapshot(problem: Any, step: int) -> GammaSnapshot:
+    """γ and |r| over all collocation points of ``problem`` (a
+    :class:`seispinn.pinn.problem.WaveProblem`) now, as a :class:`GammaSnapshot`."""
+    p, shots = problem.points, problem.shots
+    return GammaSnapshot(
+        step=step,
+        points=p.points.detach().cpu().numpy(),
+        ids=p.ids.cpu().numpy(),
+        shot=p.shot.cpu().numpy(),
+        gamma=problem.weighting.gamma().detach().cpu().numpy(),
+        residual=problem.all_residuals().abs().cpu().numpy(),
+        sources=np.stack([shots.x, shots.z], 1).astype(np.float64),
+        receivers=problem.receivers.reshape(-1, 2),
+        source_radius=problem.source_radius,
+        active_until=shots.source.active_until(),
+    )
 
 
 def _step_from_name(path: Path) -> int:
@@ -94,7 +115,10 @@ def load_gamma(path: str | Path) -> GammaSnapshot:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
         raise SeispinnError(f"{path}: not a readable γ snapshot ({exc})") from None
-    missing = [k for k in _KEYS if k not in data]
+    # Snapshots written before γ had one name on disk call it relative_weight.
+    if "gamma" not in data and "relative_weight" in data:
+        data["gamma"] = data["relative_weight"]
+    missing = [k for k in (*_KEYS, "gamma") if k not in data]
     if missing:
         raise SeispinnError(f"{path}: not a γ snapshot (missing {', '.join(missing)})")
     n = len(data["points"])
@@ -106,7 +130,7 @@ def load_gamma(path: str | Path) -> GammaSnapshot:
         points=data["points"].astype(np.float64),
         ids=data["ids"],
         shot=data["shot"].astype(np.int64),
-        gamma=data["relative_weight"].astype(np.float64),
+        gamma=data["gamma"].astype(np.float64),
         residual=residual.astype(np.float64),
         sources=data["sources"].reshape(-1, 2),
         receivers=data.get("receivers", np.zeros((0, 2))).reshape(-1, 2),

@@ -17,7 +17,7 @@ In Python::
 
     from seispinn.experiments.compare import compare
     from seispinn.experiments.invert import load_invert_config
-    report = compare(load_invert_config("examples/compare_demo.toml"),
+    report = compare(load_invert_config("examples/demo.toml"),
                      ["uniform", "sa"], "runs/report", baseline="fwi")
 
 ``resume=True`` finishes an interrupted comparison in the same folder: runs with a
@@ -38,27 +38,18 @@ from typing import Any
 import numpy as np
 
 from seispinn.diagnostics.gamma import curriculum, load_gamma_series
-from seispinn.diagnostics.runfolder import RunFolder
+from seispinn.diagnostics.results import RunFolder
+from seispinn.diagnostics.scoring import illuminated_part, model_scores
 from seispinn.errors import ConfigError
 from seispinn.experiments.fwi import run_fwi
-from seispinn.experiments.invert import (
-    InversionInputs,
-    InvertConfig,
-    check_memory,
-    holdout_mask,
-    illuminated_part,
-    invert,
-    model_scores,
-    planned_inputs,
-    prepare_inputs,
-    resume_folder,
-    round_folder,
-)
-from seispinn.experiments.run import check_resumable, check_same_settings
+from seispinn.experiments.invert import InvertConfig, check_memory, invert
+from seispinn.experiments.resume import check_resumable, check_same_settings
+from seispinn.experiments.run import resume_folder, round_folder
+from seispinn.inputs import InversionInputs, holdout_mask, planned_inputs, prepare_inputs
 from seispinn.io import read_velocity, write_velocity
+from seispinn.io.runfolder import load_checkpoint, write_json_atomic, write_text_atomic
 from seispinn.models import VelocityModel
-from seispinn.pinn.problem import FORMULATIONS
-from seispinn.pinn.training import load_checkpoint, write_text_atomic
+from seispinn.pinn.formulations import FORMULATIONS
 from seispinn.pinn.weighting import STRATEGIES
 from seispinn.plots.curriculum import curriculum_figure, gamma_slices_figure, residual_gamma_figure
 from seispinn.plots.inversion import (
@@ -121,7 +112,7 @@ def _run_fwi(
     device: str | None,
 ) -> tuple[dict, VelocityModel]:
     metrics, model = run_fwi(
-        inputs, config, held, illuminated, run_dir, progress=progress, device=device
+        inputs, config.fwi, held, illuminated, run_dir, progress=progress, device=device
     )
     row = _row("fwi", "", metrics, metrics["evaluations"], metrics["train_seconds"])
     write_text_atomic(run_dir / "row.json", json.dumps(row))
@@ -164,12 +155,32 @@ def _trained_seconds(run_dir: Path, rounds: int) -> float:
     )
 
 
-def _check_resume(out: Path, config: InvertConfig) -> None:
-    """A comparison resumes only in a report folder made with the same settings."""
+def _check_resume(
+    out: Path,
+    config: InvertConfig,
+    variants: list[tuple[str, InvertConfig]],
+    seeds: Sequence[int],
+    progress: bool,
+) -> None:
+    """A comparison resumes only in a report folder made with the same settings, and
+    each run it will continue only under its own settings, before any work."""
     path = out / "config.json"
     if not path.exists():
         raise ConfigError(f"{path}: no comparison to resume in {out}")
     check_same_settings(path, config, "comparison")
+    for seed in seeds:
+        for method, variant in variants:
+            d = out / "runs" / _label(method, seed)
+            rounds = variant.physics.rounds
+            folder = resume_folder(d, rounds)
+            steps = variant.training.steps * rounds
+            if _kept_row(d, steps) is None and (folder / "checkpoint.pt").exists():
+                check_resumable(folder, _seeded(variant, seed, progress))
+
+
+def _label(method: str, seed: int) -> str:
+    """A PINN run's folder name: ``[<formulation>-]<weighting>_seed<k>``."""
+    return f"{method.replace('/', '-')}_seed{seed}"
 
 
 def compare(
@@ -191,35 +202,24 @@ def compare(
     ``out`` that are done and continue the interrupted ones from their checkpoints
     (the settings must be ``out``'s; weightings, seeds and the baseline may differ).
     A continued run's wall time adds the training time its checkpoints record."""
-    bad = [w for w in weightings if w not in STRATEGIES]
-    if bad or not weightings:
-        raise ConfigError(f"weightings: unknown {bad[0]!r}" if bad else "weightings: none given")
+    variants = _variants(config, weightings, formulations)
     if baseline not in (None, "fwi"):
         raise ConfigError(f"baseline: only 'fwi' is known, got {baseline!r}")
-    variants = _variants(config, weightings, formulations)
     if config.data.survey:
         # Every run sized on the survey's shapes before anything is simulated or
         # written: a refused comparison costs seconds, not the data.
-        planned = planned_inputs(config)
+        planned = planned_inputs(config.data, config.source)
         for _, cfg in variants:
             check_memory(cfg, planned, device)
     out = Path(out)
     if resume:
-        _check_resume(out, config)
-        for seed in seeds:  # each run to continue: its own settings, before any work
-            for method, variant in variants:
-                d = out / "runs" / f"{method.replace('/', '-')}_seed{seed}"
-                rounds = variant.physics.rounds
-                folder = resume_folder(d, rounds)
-                steps = variant.training.steps * rounds
-                if _kept_row(d, steps) is None and (folder / "checkpoint.pt").exists():
-                    check_resumable(folder, _seeded(variant, seed, progress))
+        _check_resume(out, config, variants, seeds, progress)
     else:  # a new comparison: no row of an earlier one may be kept by a later resume
         for stale in out.glob("runs/*/row.json"):
             stale.unlink()
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
-    inputs = prepare_inputs(config, out)
+    write_json_atomic(out / "config.json", dataclasses.asdict(config))
+    inputs = prepare_inputs(config.data, config.source, out)
     write_velocity(out / "start.sgy", inputs.start)
     held = holdout_mask(inputs.gathers, config.data.holdout_every)
     illuminated = illuminated_part(inputs) if inputs.true is not None else None
@@ -228,7 +228,7 @@ def compare(
     run_dirs: dict[str, Path] = {}
     for seed in seeds:
         for method, variant in variants:
-            label = f"{method.replace('/', '-')}_seed{seed}"
+            label = _label(method, seed)
             cfg = _seeded(variant, seed, progress)
             run_dirs[label] = run_dir = out / "runs" / label
             row, models[label] = _pinn_run(
@@ -298,6 +298,9 @@ def _variants(
     config: InvertConfig, weightings: Sequence[str], formulations: Sequence[str] | None
 ) -> list[tuple[str, InvertConfig]]:
     """(row label, config) of every PINN run of a comparison, seeds aside."""
+    bad = [w for w in weightings if w not in STRATEGIES]
+    if bad or not weightings:
+        raise ConfigError(f"weightings: unknown {bad[0]!r}" if bad else "weightings: none given")
     forms = list(formulations) if formulations is not None else [config.physics.formulation]
     bad = [f for f in forms if f not in FORMULATIONS]
     if bad or not forms:

@@ -25,28 +25,24 @@ from seispinn.acquisition import Acquisition, Source
 from seispinn.config import load_sections
 from seispinn.diagnostics.measures import relative_l2
 from seispinn.errors import ConfigError
-from seispinn.experiments.run import WAVE_WEIGHTING, check_training, run_problem
-from seispinn.memory import MemoryEstimate, point_parts
+from seispinn.experiments.run import check_training, run_problem
+from seispinn.memory import PINN_KNOBS, MemoryEstimate, point_parts
 from seispinn.modelling.simulate import ModellingOptions, wavefield_snapshots
 from seispinn.models import VelocityModel
-from seispinn.pinn.collocation import Box, CollocationSet, sample_collocation
-from seispinn.pinn.problem import (
-    MEMORY_KNOBS,
-    CollocationOptions,
-    NetworkOptions,
-    PhysicsOptions,
-    Shots,
-    WaveProblem,
-)
+from seispinn.pinn.collocation import Box, CollocationOptions, CollocationSet, sample_collocation
+from seispinn.pinn.formulations import PhysicsOptions, TotalField
+from seispinn.pinn.problem import Shots, WaveProblem
 from seispinn.pinn.training import TrainOptions
 from seispinn.pinn.velocity import GridVelocity
-from seispinn.pinn.weighting import SAOptions, WeightingOptions
+from seispinn.pinn.wave import NetworkOptions
+from seispinn.pinn.weighting import GradNormOptions, SAOptions, WeightingOptions
 from seispinn.survey import ModelSpec
 
 __all__ = [
     "SourceConfig",
     "DomainConfig",
     "ReferenceConfig",
+    "FORWARD_RECIPE",
     "ForwardConfig",
     "load_forward_config",
     "reference_model",
@@ -112,33 +108,50 @@ class ReferenceConfig:
     padding: float = 600.0
 
 
-#: The forward recipe's weighting: SA with Adam ascent, unnormalised. With no data
-#: term, every mask that follows its residual loses here (the default bounded
-#: ascent included; the scaled one diverged), and the unnormalised mask's growth
-#: acts as a rising step for the network's Adam, which is most of what this recipe
-#: wins by (docs/forward-pinn.md, "What SA-Adam's forward edge is"). Its masks stay
-#: mild (every recipe run measured ended with no point above 4.5–8× the mean), so
-#: the default cap on a point's weight (``max_relative``, 20) did not bind there.
-FORWARD_WEIGHTING = dataclasses.replace(
-    WAVE_WEIGHTING, sa=SAOptions(optimizer="adam", normalise=False)
-)
+@dataclass(frozen=True)
+class ForwardRecipe:
+    """Where the forward PINN's measured recipe differs from the inversion's defaults,
+    in one place: a larger network per shot (128×4) on 36,000 points in batches of
+    4,096 (70 m around the source) — a whole wavefield from the source out, not a
+    scattered field; the total field in the velocity form with open edges (the
+    velocity is fixed, and the scored region lies inside the box); 4,000 Adam steps
+    at 1e-3 → 1e-4; and SA with Adam ascent, unnormalised. With no data term every
+    mask that follows its residual loses here (the inversion's bounded ascent
+    included), and the unnormalised mask's growth acts as a rising step for the
+    network's Adam, which is most of what this recipe wins by (docs/forward-pinn.md).
+    """
+
+    network: NetworkOptions = NetworkOptions(width=128, depth=4, shots="per_shot")
+    collocation: CollocationOptions = CollocationOptions(
+        n_points=36000, near_source_radius=70.0, batch_size=4096, data_batch=4096
+    )
+    weighting: WeightingOptions = WeightingOptions(
+        sa=SAOptions(optimizer="adam", normalise=False), gradnorm=GradNormOptions(every=50)
+    )
+    physics: PhysicsOptions = PhysicsOptions(
+        residual="velocity", formulation="total", edges="open", edge_points=1024, rounds=1
+    )
+    training: TrainOptions = TrainOptions(steps=4000, snapshot_every=1000)
+
+
+#: The forward PINN's defaults (see :class:`ForwardRecipe`).
+FORWARD_RECIPE = ForwardRecipe()
 
 
 @dataclass(frozen=True)
 class ForwardConfig:
     """All sections of a forward run; the network, collocation, weighting and physics
-    sections are the wave PINN's own option classes (:mod:`seispinn.pinn.problem`)."""
+    sections are the wave PINN's own option classes, with the forward recipe's
+    values (:data:`FORWARD_RECIPE`) as defaults."""
 
     model: ModelSpec = field(default_factory=lambda: ModelSpec(generator="homogeneous"))
     source: SourceConfig = field(default_factory=SourceConfig)
     domain: DomainConfig = field(default_factory=DomainConfig)
-    network: NetworkOptions = field(default_factory=lambda: NetworkOptions(shots="per_shot"))
-    collocation: CollocationOptions = field(default_factory=CollocationOptions)
-    weighting: WeightingOptions = FORWARD_WEIGHTING
-    physics: PhysicsOptions = field(default_factory=PhysicsOptions)
-    training: TrainOptions = field(
-        default_factory=lambda: TrainOptions(steps=4000, snapshot_every=1000)
-    )
+    network: NetworkOptions = FORWARD_RECIPE.network
+    collocation: CollocationOptions = FORWARD_RECIPE.collocation
+    weighting: WeightingOptions = FORWARD_RECIPE.weighting
+    physics: PhysicsOptions = FORWARD_RECIPE.physics
+    training: TrainOptions = FORWARD_RECIPE.training
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
 
@@ -173,6 +186,11 @@ def _check(config: ForwardConfig, where: str) -> None:
         raise ConfigError(f"{where} [source]: ({s.x}, {s.z}) m lies outside the scored region")
     if any(t < 0 or t > d.t_max for t in config.reference.snapshot_times):
         raise ConfigError(f"{where} [reference] snapshot_times must lie in [0, t_max]")
+    if config.physics.formulation != TotalField.name:
+        raise ConfigError(
+            f"{where} [physics] formulation: a forward run models the total field "
+            f"(got {config.physics.formulation!r})"
+        )
     if m.generator == "layered" and not m.interfaces:
         raise ConfigError(f"{where} [model]: a layered model needs interfaces and velocities")
 
@@ -262,6 +280,7 @@ def forward_problem(
         box=box,
         shots=Shots((s.x,), (s.z,), s.source),
         make_velocity=lambda scales: velocity,
+        formulation=TotalField([s.x], [s.z], s.source),
         network=config.network,
         collocation=c,
         weighting=config.weighting,
@@ -332,7 +351,7 @@ def run_forward(
         if config_path is not None and not resume:
             shutil.copyfile(config_path, run_dir / "config.toml")
     stored = MemoryEstimate(
-        point_parts(config.collocation.n_points, config.weighting.name), MEMORY_KNOBS
+        point_parts(config.collocation.n_points, config.weighting.name), PINN_KNOBS
     )
     run = run_problem(
         lambda dev: forward_problem(config, model, dev),

@@ -1,9 +1,10 @@
 """Conventional FWI by itself on an inversion config's data: the baseline every
 comparison reports (``seispinn compare --baseline fwi``), run alone (``seispinn fwi``).
 
-It reads the same config as ``seispinn invert`` (``[data]``, ``[source]``, and the
-``[fwi]`` section of :class:`seispinn.modelling.fwi.FWIOptions`), holds out the same
-receivers, starts from the same model, and writes a run folder::
+It takes the same ``[data]`` and ``[source]`` as ``seispinn invert`` (and the ``[fwi]``
+section, :class:`seispinn.modelling.fwi.FWIOptions`), holds out the same receivers,
+starts from the same model with the same water layer and velocity range, and writes a
+run folder::
 
     config.toml          a copy of the config (from the CLI)
     inverted.sgy         the inverted velocity [nz, nx] (m/s)
@@ -18,13 +19,13 @@ In Python::
 
     from seispinn.experiments.fwi import run_fwi_inversion
     from seispinn.experiments.invert import load_invert_config
-    metrics = run_fwi_inversion(load_invert_config("examples/invert_anomaly.toml"), "runs/fwi")
+    config = load_invert_config("examples/anomaly_wells.toml")
+    metrics = run_fwi_inversion(config.data, config.source, config.fwi, "runs/fwi")
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -32,16 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from seispinn.experiments.invert import (
-    InversionInputs,
-    InvertConfig,
-    holdout_mask,
-    illuminated_part,
-    model_scores,
-    prepare_inputs,
-    write_run_outputs,
-)
-from seispinn.modelling.fwi import fwi
+from seispinn.acquisition import Source
+from seispinn.diagnostics.scoring import illuminated_part, model_scores
+from seispinn.inputs import DataConfig, InversionInputs, holdout_mask, prepare_inputs
+from seispinn.io.runfolder import write_json_atomic, write_run_outputs
+from seispinn.modelling.fwi import FWIOptions, fwi
 from seispinn.modelling.simulate import ModellingOptions
 from seispinn.models import VelocityModel
 from seispinn.plots.inversion import fwi_figure
@@ -49,15 +45,15 @@ from seispinn.plots.inversion import fwi_figure
 __all__ = ["AT_BOUNDS_NOTE", "run_fwi", "run_fwi_inversion"]
 
 #: Above this share of the updated cells on the velocity bounds, a run says so: the
-#: default bounds (the start's range ± 10 %) cap a strong anomaly in a smooth start
-#: (47 % of the updated cells of examples/invert_anomaly.toml without its [fwi]
-#: bounds; the shipped demo 2 %, deep cells that overshoot the truth).
+#: default bounds (the start's range ± 10 %) cap a strong anomaly in a homogeneous
+#: start (47 % of the updated cells of the anomaly examples without their [data]
+#: c_min / c_max; the shipped demo 2 %, deep cells that overshoot the truth).
 AT_BOUNDS_NOTE = 0.05
 
 
 def run_fwi(
     inputs: InversionInputs,
-    config: InvertConfig,
+    options: FWIOptions,
     held: np.ndarray,
     illuminated: np.ndarray | None,
     run_dir: Path,
@@ -65,18 +61,19 @@ def run_fwi(
     progress: bool = True,
     device: str | None = None,
 ) -> tuple[dict[str, Any], VelocityModel]:
-    """FWI of ``inputs`` with ``config.fwi``, the ``held`` receivers ``[shot,
-    receiver]`` left out of the misfit; writes ``run_dir`` (module docstring) and
-    returns its metrics and the inverted model ``[nz, nx]`` (m/s)."""
+    """FWI of ``inputs`` with ``options``, the ``held`` receivers ``[shot, receiver]``
+    left out of the misfit; writes ``run_dir`` (module docstring) and returns its
+    metrics and the inverted model ``[nz, nx]`` (m/s)."""
     result = fwi(
         inputs.gathers,
         inputs.start,
         inputs.source,
-        options=config.fwi,
+        options=options,
         use=~held,
         modelling=ModellingOptions(device=device) if device else None,
         true=inputs.true,
         progress=progress,
+        prior=inputs.prior,
     )
     metrics, predicted = model_scores(result.model, inputs, held, illuminated)
     metrics.update(
@@ -84,19 +81,19 @@ def run_fwi(
         train_seconds=result.seconds,
         bounds=list(result.bounds),
         at_bounds=result.at_bounds,
-        options=dataclasses.asdict(config.fwi),
+        options=dataclasses.asdict(options),
     )
     if result.at_bounds > AT_BOUNDS_NOTE:
         lo, hi = result.bounds
         print(
             f"conventional FWI: {100 * result.at_bounds:.1f} % of the inverted cells ended "
             f"on the velocity bounds ({lo:.0f}-{hi:.0f} m/s), which may have shaped the "
-            "model: set [fwi] c_min / c_max to the expected range",
+            "model: set [data] c_min / c_max to the expected range",
             file=sys.stderr,
         )
     write_run_outputs(run_dir, result.model, inputs, held, predicted, metrics)
-    (run_dir / "history.json").write_text(json.dumps(result.history, indent=1))
-    (run_dir / "bands.json").write_text(json.dumps(result.bands, indent=1))
+    write_json_atomic(run_dir / "history.json", result.history)
+    write_json_atomic(run_dir / "bands.json", result.bands)
     if inputs.true is not None:
         fig = fwi_figure(
             inputs.true, inputs.start, result.model, result.first_direction, result.bands
@@ -106,24 +103,26 @@ def run_fwi(
 
 
 def run_fwi_inversion(
-    config: InvertConfig,
+    data: DataConfig,
+    source: Source,
+    options: FWIOptions,
     run_dir: str | Path,
     *,
     config_path: Path | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The CLI's run: prepare the inputs as ``seispinn invert`` does (SEG-Y or a
-    survey's synthetic data), hold out every ``[data] holdout_every``-th receiver,
-    invert, write ``run_dir``; return the metrics."""
+    """The CLI's run: prepare the inputs of ``data`` and ``source`` as ``seispinn
+    invert`` does (SEG-Y or a survey's synthetic data), hold out every
+    ``holdout_every``-th receiver, invert, write ``run_dir``; return the metrics."""
     run_dir = Path(run_dir)
-    inputs = prepare_inputs(config, run_dir)
+    inputs = prepare_inputs(data, source, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config_path is not None:
         shutil.copyfile(config_path, run_dir / "config.toml")
-    held = holdout_mask(inputs.gathers, config.data.holdout_every)
+    held = holdout_mask(inputs.gathers, data.holdout_every)
     illuminated = illuminated_part(inputs) if inputs.true is not None else None
     metrics, _ = run_fwi(
-        inputs, config, held, illuminated, run_dir, progress=progress, device=device
+        inputs, options, held, illuminated, run_dir, progress=progress, device=device
     )
     return metrics

@@ -287,7 +287,7 @@ def run_strategy(
         "dense_outer_residual": d_outer,
         "dense_ratio": _ratio(d_centre, d_outer),
         "seconds": seconds,
-        "weights": weighting.relative_weights(ids).tolist(),
+        "weights": weighting.gamma(ids).tolist(),
         "prediction": prediction.tolist(),
         "diagnostics": weighting.diagnostics(ids),
     }

@@ -3,15 +3,17 @@
 A run: pick the device, check the memory before anything large is allocated,
 build the problem, check the memory of a step, prepare the run folder, train
 with γ snapshots, take the final γ snapshot, and return the metrics header every
-run reports (strategy, seed, steps, train time, final losses, METHOD §4 source
-measures). What a run scores beyond that is its driver's business.
+run reports (strategy, seed, steps, train time, final losses, the source-region
+measures). :func:`run_rounds` repeats a run in outer rounds, each from the last
+round's velocity (an inversion's rounds). What a run scores beyond that is its
+driver's business.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,32 +24,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from seispinn.diagnostics.gamma import GammaSnapshot, source_measures
+from seispinn.diagnostics.gamma import GammaSnapshot, gamma_snapshot, source_measures
 from seispinn.diagnostics.tensorboard import TensorBoardLog, check_available, open_log
 from seispinn.errors import ConfigError
-from seispinn.memory import MemoryEstimate, check_fits
-from seispinn.pinn.distributed import is_main
+from seispinn.experiments.resume import check_same_settings
+from seispinn.io.runfolder import save_npy_atomic, write_json_atomic
+from seispinn.memory import MemoryEstimate, check_fits, problem_memory
+from seispinn.models import VelocityModel
+from seispinn.pinn.distributed import barrier, is_main
 from seispinn.pinn.problem import WaveProblem
-from seispinn.pinn.training import TrainOptions, train, write_text_atomic
-from seispinn.pinn.weighting import GradNormOptions, WeightingOptions
+from seispinn.pinn.training import TrainOptions, train
 
 __all__ = [
-    "RESUMABLE_CHANGES",
-    "WAVE_WEIGHTING",
     "PINNRun",
     "SnapshotExtras",
-    "check_resumable",
-    "check_same_settings",
     "check_training",
     "resolve_device",
     "run_problem",
-    "settings_changes",
+    "run_rounds",
+    "round_folder",
+    "resume_folder",
 ]
-
-#: The wave recipes' weighting (forward and inversion): the strategy defaults, but
-#: grad-norm refreshed every 50 steps, as the recipes were measured; the strategy's
-#: own default (every 10) serves the 1D race.
-WAVE_WEIGHTING = WeightingOptions(gradnorm=GradNormOptions(every=50))
 
 
 @dataclass
@@ -91,116 +88,45 @@ def check_training(training: TrainOptions, networks: tuple[str, ...], where: str
             )
 
 
-#: The settings a resumed run may change: how long it trains (extending a run), what it
-#: prints and how often it saves. Any other change would continue a run under settings
-#: it was not made with, and the run folder would no longer say how its result was made.
-RESUMABLE_CHANGES = frozenset(
-    {
-        "training.steps",
-        "training.progress",
-        "training.tensorboard",
-        "training.checkpoint_every",
-        "training.snapshot_every",
-        "training.log_every",
-    }
-)
-
-
-def _leaves(obj: object, prefix: str = "") -> list[tuple[str, Any]]:
-    """The dataclass ``obj``'s fields as (dotted key, value), nested dataclasses
-    walked; a dict-valued field is one leaf."""
-    out: list[tuple[str, Any]] = []
-    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
-        value, key = getattr(obj, f.name), f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            out += _leaves(value, key + ".")
-        else:
-            out.append((key, value))
-    return out
-
-
-def _as_json(value: Any) -> str:
-    plain = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-    return json.dumps(plain, sort_keys=True)
-
-
-def _same(old: Any, new: Any) -> bool:
-    """Equal settings; two spellings of one file (a relative and an absolute path,
-    say, from another working folder) are the same setting."""
-    if _as_json(old) == _as_json(new):
-        return True
-    if isinstance(old, str) and isinstance(new, str) and old and new:
-        try:
-            return os.path.samefile(old, new)
-        except OSError:
-            return False
-    return False
-
-
-def _resumable(key: str, config: object) -> bool:
-    """Whether ``key`` may change on a resume. More steps extend a one-round run; with
-    several rounds the finished rounds keep their length, so the step count may not
-    change there."""
-    rounds = getattr(getattr(config, "physics", None), "rounds", 1)
-    return key in RESUMABLE_CHANGES and not (key == "training.steps" and rounds > 1)
-
-
-def settings_changes(stored: dict[str, Any], config: object) -> tuple[list[str], list[str]]:
-    """Compare ``config`` (a config dataclass) with a run folder's ``config.json``.
-
-    Returns:
-        (changed, added): ``"key old -> new"`` for each setting whose value differs
-        and may not change on a resume (:data:`RESUMABLE_CHANGES`; the step count of
-        a multi-round run may not); and ``"key = new"`` for each setting the stored
-        config lacks (an option added to seispinn after the run was made).
-    """
-    changed, added = [], []
-    for key, value in _leaves(config):
-        node: Any = stored
-        for part in key.split("."):
-            node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
-        if node is KeyError:
-            added.append(f"{key} = {_as_json(value)}")
-        elif not _same(node, value) and not _resumable(key, config):
-            changed.append(f"{key} {_as_json(node)} -> {_as_json(value)}")
-    return changed, added
-
-
-def check_same_settings(path: Path, config: object, what: str = "run") -> list[str]:
-    """Refuse, in one line naming ``path`` and the keys, a ``config`` whose settings
-    differ from those ``path`` (a ``config.json``) holds (see
-    :func:`settings_changes`). Returns the settings ``path`` predates."""
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"{path}: unreadable ({exc}), cannot check the {what}'s settings"
-        ) from None
-    if not isinstance(stored, dict):
-        raise ConfigError(f"{path}: not a seispinn config (no sections), cannot resume")
-    changed, added = settings_changes(stored, config)
-    if changed:
-        raise ConfigError(
-            f"{path}: the {what} was made with other settings, cannot resume "
-            f"({'; '.join(changed)}); resume with its settings or start a new folder"
-        )
-    return added
-
-
-def check_resumable(folder: Path, config: object) -> list[str]:
-    """Before a resume: ``folder/checkpoint.pt`` loads, and ``config`` has the settings
-    of ``folder/config.json`` (:func:`check_same_settings`). Returns the settings
-    added since the run was made, which the resumed run takes at their defaults."""
-    from seispinn.pinn.training import load_checkpoint
-
-    load_checkpoint(folder / "checkpoint.pt")
-    path = folder / "config.json"
-    return check_same_settings(path, config) if path.exists() else []
-
-
 def resolve_device(device: str | None) -> torch.device:
     """``device`` or, when None, CUDA when available, else the CPU."""
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _check_resume_settings(run_dir: Path | None, config: object) -> None:
+    """A resume under the run folder's own settings only (before anything is built or
+    overwritten; :func:`train` loads the checkpoint). Settings the folder predates
+    are named on stderr with the value the resumed run takes."""
+    stored = run_dir / "config.json" if run_dir is not None else None
+    if stored is None or not stored.exists():
+        return
+    added = check_same_settings(stored, config)
+    if added and is_main():
+        more = f" and {len(added) - 5} more" if len(added) > 5 else ""
+        print(
+            f"{stored}: made before these settings existed; the "
+            f"resumed run uses {', '.join(added[:5])}{more}",
+            file=sys.stderr,
+        )
+
+
+def _header(
+    weighting: str,
+    training: TrainOptions,
+    history: list[dict[str, float]],
+    seconds: float,
+    final: GammaSnapshot,
+) -> dict[str, Any]:
+    """The metrics every run reports."""
+    last = history[-1] if history else {}
+    return {
+        "weighting": weighting,
+        "seed": training.seed,
+        "steps": training.steps,
+        "train_seconds": last["seconds"] if history else seconds,
+        "final_losses": {k[5:]: v for k, v in last.items() if k.startswith("loss_")},
+        **source_measures(final),
+    }
 
 
 def run_problem(
@@ -238,34 +164,23 @@ def run_problem(
             snapshot to TensorBoard (an inversion's velocity and its error).
     """
     dev = resolve_device(device)
-    stored_settings = run_dir / "config.json" if run_dir is not None else None
-    if resume and stored_settings is not None and stored_settings.exists():
-        # Before anything is built or overwritten; train() loads the checkpoint.
-        added = check_same_settings(stored_settings, config)
-        if added and is_main():
-            more = f" and {len(added) - 5} more" if len(added) > 5 else ""
-            print(
-                f"{stored_settings}: made before these settings existed; the "
-                f"resumed run uses {', '.join(added[:5])}{more}",
-                file=sys.stderr,
-            )
+    if resume:
+        _check_resume_settings(run_dir, config)
     check_fits(stored, dev, "the run")  # before the points are allocated
     problem = build(dev)
     main = is_main()
-    check_fits(problem.memory_estimate(), dev, "the run", show=main and training.progress)
+    check_fits(problem_memory(problem), dev, "the run", show=main and training.progress)
     gammas = gamma_dir if gamma_dir is not None else (run_dir / "gamma" if run_dir else None)
     if run_dir is not None and main:
         assert gammas is not None
         gammas.mkdir(parents=True, exist_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
         # Atomic: under torchrun the other ranks read it for their resume check.
-        write_text_atomic(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
-
+        write_json_atomic(run_dir / "config.json", dataclasses.asdict(config))
     log = _open_log(training, run_dir, tensorboard_dir, step_offset) if main else None
 
     def snapshot(step: int) -> GammaSnapshot:
         k = step + step_offset
-        snap = problem.gamma_snapshot(k)
+        snap = gamma_snapshot(problem, k)
         if gammas is not None:
             snap.save(gammas / f"step_{k:06d}.npz")
         if log is not None:
@@ -289,13 +204,111 @@ def run_problem(
     finally:
         if log is not None:
             log.close()
-    last = history[-1] if history else {}
-    metrics: dict[str, Any] = {
-        "weighting": weighting,
-        "seed": training.seed,
-        "steps": training.steps,
-        "train_seconds": last["seconds"] if history else seconds,
-        "final_losses": {k[5:]: v for k, v in last.items() if k.startswith("loss_")},
-        **source_measures(final),
-    }
-    return PINNRun(problem, history, final, metrics)
+    return PINNRun(problem, history, final, _header(weighting, training, history, seconds, final))
+
+
+# ------------------------------------------------------------------------------------
+# Outer rounds
+# ------------------------------------------------------------------------------------
+
+
+def round_folder(run_dir: Path, k: int, rounds: int) -> Path:
+    """Where round ``k`` of ``rounds`` trains: ``run_dir/round{k}``, or ``run_dir``
+    itself for a one-round run."""
+    return run_dir / f"round{k}" if rounds > 1 else run_dir
+
+
+def resume_folder(run_dir: Path, rounds: int) -> Path:
+    """The folder whose checkpoint a resumed run continues from: the last round that
+    has one (round 0's when none has, so that a refusal names it)."""
+    started = [
+        k for k in range(rounds) if (round_folder(run_dir, k, rounds) / "checkpoint.pt").exists()
+    ]
+    return round_folder(run_dir, max(started, default=0), rounds)
+
+
+def _clear_rounds(run_dir: Path) -> None:
+    """Remove the round folders an earlier run left in ``run_dir``: a later resume
+    would take their checkpoints and finished rounds for this run's."""
+    if is_main():
+        for old in run_dir.glob("round*"):
+            if old.is_dir():
+                shutil.rmtree(old)
+    barrier()
+
+
+def _finished_round(
+    sub: Path, start: VelocityModel
+) -> tuple[VelocityModel, list[dict[str, float]]]:
+    """A finished round's velocity (its ``velocity.npy``) and history."""
+    model = dataclasses.replace(start, values=np.load(sub / "velocity.npy"))
+    return model, json.loads((sub / "history.json").read_text())
+
+
+def run_rounds(
+    build: Callable[[VelocityModel, torch.device], WaveProblem],
+    start: VelocityModel,
+    training: TrainOptions,
+    rounds: int,
+    weighting: str,
+    *,
+    stored: MemoryEstimate,
+    config: object,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    snapshot_extras: SnapshotExtras | None = None,
+) -> tuple[PINNRun, VelocityModel]:
+    """Train ``rounds`` rounds of ``training.steps`` steps, round k's problem built by
+    ``build(model, device)`` from the velocity ``[nz, nx]`` (m/s, on ``start``'s grid)
+    the round before ended at (round 0: ``start``); return the last round's run, with
+    the rounds' histories and train times joined, and the final model.
+
+    With several rounds, round k trains in ``run_dir/round{k}`` (its checkpoint and
+    history) and marks itself done with ``velocity.npy``; γ snapshots of every round
+    go to ``run_dir/gamma`` numbered by the global step. ``resume`` skips the rounds
+    that are done and resumes the one that is not. The other arguments are
+    :func:`run_problem`'s."""
+    steps = training.steps
+    if run_dir is not None and rounds > 1 and not resume:
+        _clear_rounds(run_dir)
+    history: list[dict[str, float]] = []
+    seconds, model, run = 0.0, start, None
+    for k in range(rounds):
+        sub = round_folder(run_dir, k, rounds) if run_dir is not None else None
+        done = sub / "velocity.npy" if (sub is not None and rounds > 1) else None
+        if resume and done is not None and done.exists() and k < rounds - 1:
+            assert sub is not None
+            model, finished = _finished_round(sub, start)
+            history += finished
+            seconds += finished[-1]["seconds"] if finished else 0.0
+            continue
+        run = run_problem(
+            lambda dev, here=model: build(here, dev),
+            training,
+            weighting,
+            stored=stored,
+            config=config,
+            run_dir=sub,
+            resume=resume and sub is not None and (sub / "checkpoint.pt").exists(),
+            device=device,
+            gamma_dir=run_dir / "gamma" if run_dir is not None else None,
+            step_offset=k * steps,
+            tensorboard_dir=run_dir / "tensorboard" if run_dir is not None else None,
+            snapshot_extras=snapshot_extras,
+        )
+        model = run.problem.velocity.to_model(start)
+        offset = [dict(h, step=h["step"] + k * steps, round=k) for h in run.history]
+        if done is not None and is_main():
+            assert sub is not None
+            write_json_atomic(sub / "history.json", offset, indent=None)
+            save_npy_atomic(done, model.values)
+        history += offset
+        seconds += offset[-1]["seconds"] if offset else 0.0  # every rank has its history
+    assert run is not None
+    if rounds > 1:
+        run.history = history
+        run.metrics.update(steps=steps * rounds, train_seconds=seconds, rounds=rounds)
+        if run_dir is not None and is_main():
+            write_json_atomic(run_dir / "history.json", history)
+    return run, model

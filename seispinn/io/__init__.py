@@ -1,14 +1,10 @@
-"""File input/output: SEG-Y velocity models and shot gathers (see :mod:`seispinn.io.segy`)."""
+"""File input/output: SEG-Y velocity models (:mod:`.velocity`) and shot gathers
+(:mod:`.shots`), a summary of any SEG-Y (:mod:`.summary`), and writing run folders
+(:mod:`.runfolder`). The SEG-Y header conventions are in docs/segy.md."""
 
-from seispinn.io.segy import (
-    UNITS,
-    SegySummary,
-    read_shots,
-    read_velocity,
-    summarise,
-    write_shots,
-    write_velocity,
-)
+from seispinn.io.shots import read_shots, write_shots
+from seispinn.io.summary import SegySummary, summarise
+from seispinn.io.velocity import UNITS, read_velocity, write_velocity
 
 __all__ = [
     "read_velocity",

@@ -1,4 +1,4 @@
-"""Low-level SEG-Y plumbing shared by the readers and writers in :mod:`seispinn.io.segy`.
+"""Low-level SEG-Y plumbing shared by the readers and writers of :mod:`seispinn.io`.
 
 segyio does the sample decoding (IBM/IEEE/integers, either byte order), but on
 bad input it either raises bare ``RuntimeError``/``OSError`` without the file

@@ -12,12 +12,13 @@ the source's peak frequency, then the full band), applied as one linear operator
 on the time axis so that both see the same edge effects and the true model's
 misfit is exactly zero in every band.
 
-Each stage runs preconditioned L-BFGS on the velocity itself (m/s), clipped to
-``[c_min, c_max]``: the gradient is multiplied by ``M = D·S·D``, with ``D`` the
+Each stage runs preconditioned L-BFGS on the velocity itself (m/s), clipped to the
+velocity range of a :class:`seispinn.models.ModelPrior`: the gradient is multiplied
+by ``M = D·S·D``, with ``D`` the
 inverse square root of the source-side wavefield energy in the start (the
 pseudo-Hessian's diagonal, Shin et al. 2001: it undoes the gradient's decay with
 depth and its spike at the sources) times the update mask (a frozen frame of
-``edge_cells``, whose Deepwave gradient collects the absorbing layer's; a fixed
+``edge_cells``, whose Deepwave gradient collects the absorbing layer's; the known
 water layer; optional tapers around sources and receivers), and ``S`` a Gaussian
 smoothing. A backtracking Armijo line search accepts only a misfit decrease, so
 no band ends worse than it began; the first trial step of a band changes the
@@ -26,41 +27,45 @@ velocity by at most ``first_step`` m/s.
 In Python::
 
     from seispinn.modelling.fwi import FWIOptions, fwi
-    result = fwi(gathers, start, Source(40.0, 5.0, 0.24), options=FWIOptions())
+    from seispinn.models import ModelPrior
+    result = fwi(gathers, start, Source(40.0, 5.0, 0.24), options=FWIOptions(),
+                 prior=ModelPrior(water_depth=45.0, water_velocity=1500.0))
     write_velocity("fwi.sgy", result.model)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import deepwave
 import numpy as np
 import torch
-from scipy.signal import butter, sosfiltfilt
 from torch import Tensor
 from tqdm import tqdm
 
-from seispinn.acquisition import Acquisition, Source
-from seispinn.errors import ConfigError
+from seispinn.acquisition import Source
+from seispinn.errors import ConfigError, ModelError
 from seispinn.gathers import ShotGathers
 from seispinn.memory import RUNTIME_BYTES, MemoryEstimate, check_fits
+from seispinn.modelling.bounded import OPTIMIZERS, BoundedRun, minimise
 from seispinn.modelling.illumination import wavefield_energy
-from seispinn.modelling.simulate import ModellingOptions, modelling_device, propagate
-from seispinn.models import VelocityModel
+from seispinn.modelling.misfit import TraceMisfit, source_modelling
+from seispinn.modelling.simulate import (
+    ModellingOptions,
+    acquisition_from_gathers,
+    modelling_device,
+)
+from seispinn.models import ModelPrior, VelocityModel
 
 __all__ = [
     "FWIOptions",
     "FWIResult",
-    "TraceMisfit",
-    "acquisition_from_gathers",
-    "lowpass",
-    "lowpass_operator",
     "update_mask",
+    "preconditioner",
+    "smoother",
     "fwi",
     "fwi_memory",
 ]
@@ -86,11 +91,6 @@ class FWIOptions:
             wavefield energy (the pseudo-Hessian's diagonal), ``'none'``.
         stabilise: damping of that division, as a fraction of the energy's 95th
             percentile over the free cells.
-        c_min, c_max: velocity bounds (m/s); 0 takes 0.9 × the start's minimum
-            and 1.1 × its maximum. Give the expected range where it is known.
-        water_depth: cells shallower than this (m) keep the start's values (or
-            ``water_velocity``): a known water layer is not inverted.
-        water_velocity: velocity (m/s) put in the water layer; 0: the start's.
         filter_order: Butterworth order (applied forward and backward).
         edge_cells: width of the frame of cells kept at the start's values.
         source_taper, receiver_taper: radii (m) of Gaussian tapers,
@@ -111,10 +111,6 @@ class FWIOptions:
     first_step: float = 0.0
     precondition: str = "illumination"
     stabilise: float = 0.05
-    c_min: float = 0.0
-    c_max: float = 0.0
-    water_depth: float = 0.0
-    water_velocity: float = 0.0
     filter_order: int = 4
     edge_cells: int = 2
     source_taper: float = 0.0
@@ -143,8 +139,6 @@ class FWIOptions:
             "smoothness",
             "first_step",
             "stabilise",
-            "water_depth",
-            "water_velocity",
             "lr",
         )
         for name in nonneg:
@@ -152,121 +146,12 @@ class FWIOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.edge_cells < 0:
             raise ValueError(f"edge_cells must be >= 0, got {self.edge_cells}")
-        if self.c_max and self.c_min >= self.c_max:
-            raise ValueError(f"need c_min < c_max (got {self.c_min}, {self.c_max})")
 
     def stages(self, peak: float) -> tuple[float, ...]:
         """The low-pass corners (Hz) of the stages for a source of ``peak`` Hz."""
         if self.frequencies:
             return tuple(self.frequencies)
         return tuple(round(f * peak, 3) for f in self.band_fractions) + (0.0,)
-
-
-def acquisition_from_gathers(gathers: ShotGathers, source: Source) -> Acquisition:
-    """The acquisition that recorded ``gathers`` with ``source`` (its Ricker's peak
-    frequency and delay; the spread σ goes to the modelling). Padded receivers (NaN
-    positions) are put on the shot's first receiver; callers mask them out with
-    ``gathers.receiver_mask``."""
-    rx, rz = gathers.receiver_x.copy(), gathers.receiver_z.copy()
-    pad = ~gathers.receiver_mask
-    rx[pad] = np.broadcast_to(rx[:, :1], rx.shape)[pad]
-    rz[pad] = np.broadcast_to(rz[:, :1], rz.shape)[pad]
-    return Acquisition(
-        gathers.source_x,
-        gathers.source_z,
-        rx,
-        rz,
-        gathers.dt,
-        gathers.nt,
-        source.freq,
-        source.delay,
-    )
-
-
-def lowpass(traces: np.ndarray, dt: float, corner: float, order: int = 4) -> np.ndarray:
-    """Zero-phase Butterworth low-pass of ``traces`` ``[..., time]`` (dt in s, corner
-    in Hz); ``corner`` 0 or at/above Nyquist returns the traces unchanged."""
-    nyquist = 0.5 / dt
-    if corner <= 0 or corner >= nyquist:
-        return np.asarray(traces, dtype=np.float64)
-    sos = butter(order, corner, btype="low", fs=1.0 / dt, output="sos")
-    return np.ascontiguousarray(sosfiltfilt(sos, np.asarray(traces, np.float64), axis=-1))
-
-
-def lowpass_operator(nt: int, dt: float, corner: float, order: int = 4) -> Tensor | None:
-    """``[nt, nt]`` matrix F with ``lowpass(d) = d @ F`` for traces ``[..., nt]``
-    (None for the full band): the filter as a differentiable linear map."""
-    if corner <= 0 or corner >= 0.5 / dt:
-        return None
-    return torch.from_numpy(lowpass(np.eye(nt), dt, corner, order))
-
-
-class TraceMisfit:
-    """``J(c) = ½ Σ_used (d_syn(c) − d_obs)² / Σ_used d_obs²`` for one frequency band.
-
-    Args:
-        gathers: observed traces ``[shot, receiver, time]``.
-        grid: the model grid (spacing, origin) the velocity lives on.
-        source: the source the data were recorded with (σ, peak frequency, delay).
-        use: ``[shot, receiver]`` bool, the receivers in the misfit (default: all real).
-        corner: low-pass corner (Hz) applied to the observed traces and the wavelet.
-        modelling: finite-difference settings (``source_sigma`` is set from the source).
-    """
-
-    def __init__(
-        self,
-        gathers: ShotGathers,
-        grid: VelocityModel,
-        source: Source,
-        *,
-        use: np.ndarray | None = None,
-        corner: float = 0.0,
-        modelling: ModellingOptions | None = None,
-        order: int = 4,
-        shots_per_batch: int = 8,
-    ) -> None:
-        self.grid = grid
-        self.acq = acquisition_from_gathers(gathers, source)
-        self.modelling = _modelling(modelling, source)
-        use = gathers.receiver_mask if use is None else (use & gathers.receiver_mask)
-        self.use = torch.from_numpy(np.asarray(use, dtype=bool))
-        self.filter = lowpass_operator(gathers.nt, gathers.dt, corner, order)
-        obs = lowpass(gathers.data, gathers.dt, corner, order)
-        self.observed = torch.from_numpy(obs)
-        self.norm = float((obs[np.asarray(use)] ** 2).sum()) or 1.0
-        self.batches = [
-            np.arange(s, min(s + shots_per_batch, gathers.n_shots))
-            for s in range(0, gathers.n_shots, shots_per_batch)
-        ]
-
-    def synthetic(self, velocity: Tensor, shots: np.ndarray) -> Tensor:
-        """Band-limited synthetic traces ``[shot, receiver, time]`` of ``shots``."""
-        syn = propagate(self.grid, self.acq, self.modelling, shots, velocity=velocity)
-        return syn if self.filter is None else syn @ self.filter.to(syn)
-
-    def batch(self, velocity: Tensor, shots: np.ndarray) -> Tensor:
-        """The misfit of ``shots`` alone (its share of :meth:`__call__`)."""
-        syn = self.synthetic(velocity, shots)
-        obs = self.observed[shots].to(syn)
-        mask = self.use[shots].to(syn.device)
-        return 0.5 * ((syn - obs)[mask] ** 2).sum() / self.norm
-
-    def __call__(self, velocity: Tensor) -> Tensor:
-        """The misfit (a scalar tensor, differentiable in ``velocity`` ``[nz, nx]`` m/s)."""
-        return sum((self.batch(velocity, shots) for shots in self.batches), velocity.new_zeros(()))
-
-    def backward(self, velocity: Tensor) -> float:
-        """The misfit, back-propagated into ``velocity``'s graph one shot batch at a
-        time: only one batch's wavefield history (Deepwave's storage for the
-        gradient) is alive at once, so ``shots_per_batch`` bounds the memory."""
-        leaf = velocity.detach().requires_grad_(True)
-        total = 0.0
-        for shots in self.batches:
-            j = self.batch(leaf, shots)
-            j.backward()
-            total += float(j.detach())
-        velocity.backward(leaf.grad)
-        return total
 
 
 @dataclass
@@ -292,26 +177,16 @@ class FWIResult:
     at_bounds: float = 0.0
 
 
-def _bounds(start: VelocityModel, options: FWIOptions, fixed: np.ndarray) -> tuple[float, float]:
-    free = start.values[~fixed] if (~fixed).any() else start.values
-    lo = options.c_min or 0.9 * float(free.min())
-    hi = options.c_max or 1.1 * float(free.max())
-    if not (lo <= float(free.min()) and float(free.max()) <= hi):
-        raise ConfigError(
-            f"[fwi] c_min/c_max: the starting model ({free.min():.0f}-{free.max():.0f} m/s) "
-            f"must lie inside the bounds ({lo:.0f}-{hi:.0f} m/s)"
-        )
-    return lo, hi
-
-
-def update_mask(start: VelocityModel, gathers: ShotGathers, options: FWIOptions) -> np.ndarray:
+def update_mask(
+    start: VelocityModel, gathers: ShotGathers, options: FWIOptions, water_depth: float = 0.0
+) -> np.ndarray:
     """``[nz, nx]`` multiplier in [0, 1] of the model update: zero on the edge frame
-    and in the water layer, Gaussian-tapered around sources and receivers (see
-    :class:`FWIOptions`)."""
+    and in the water layer (above ``water_depth``, m), Gaussian-tapered around sources
+    and receivers (see :class:`FWIOptions`)."""
     k = options.edge_cells
     mask = np.zeros(start.shape)
     mask[k : start.nz - k, k : start.nx - k] = 1.0
-    mask[start.z < options.water_depth] = 0.0
+    mask[start.z < water_depth] = 0.0
     zz, xx = np.meshgrid(start.z, start.x, indexing="ij")
     real = gathers.receiver_mask
     receivers = set(
@@ -330,7 +205,7 @@ def update_mask(start: VelocityModel, gathers: ShotGathers, options: FWIOptions)
     return mask
 
 
-def _gaussian_smoother(grid: VelocityModel, sigma: float) -> Callable[[Tensor], Tensor]:
+def smoother(grid: VelocityModel, sigma: float) -> Callable[[Tensor], Tensor]:
     """A linear map ``[nz, nx] → [nz, nx]``: separable Gaussian smoothing of σ metres
     (zero padding, so symmetric), or the identity for σ = 0."""
     if sigma <= 0:
@@ -359,6 +234,7 @@ def preconditioner(
     source: Source,
     options: FWIOptions,
     modelling: ModellingOptions | None = None,
+    water_depth: float = 0.0,
 ) -> Callable[[Tensor], Tensor]:
     """The symmetric positive semi-definite map ``M g = D · S(D · g)`` applied to
     gradients ``[nz, nx]``: ``S`` the Gaussian smoothing, ``D = mask / √(E + εE₉₅)``
@@ -366,22 +242,17 @@ def preconditioner(
     diagonal, Shin et al. 2001) and ``mask`` :func:`update_mask`. Dividing by the
     energy undoes the gradient's decay with depth and its spike at the sources;
     the square root on both sides keeps M symmetric, as L-BFGS needs."""
-    mask = update_mask(start, gathers, options)
+    mask = update_mask(start, gathers, options, water_depth)
     scale = np.ones(start.shape)
     if options.precondition == "illumination":
         acq = acquisition_from_gathers(gathers, source)
-        energy = wavefield_energy(start, acq, _modelling(modelling, source))
+        energy = wavefield_energy(start, acq, source_modelling(modelling, source))
         ref = float(np.quantile(energy[mask > 0], 0.95)) if (mask > 0).any() else 1.0
         scale = 1.0 / np.sqrt(energy + options.stabilise * ref + 1e-30)
         scale /= float(np.quantile(scale[mask > 0], 0.5)) if (mask > 0).any() else 1.0
     d = torch.from_numpy(mask * scale)
-    smooth = _gaussian_smoother(start, options.smoothing)
+    smooth = smoother(start, options.smoothing)
     return lambda g: d * smooth(d * g)
-
-
-def _modelling(modelling: ModellingOptions | None, source: Source) -> ModellingOptions:
-    """The modelling options with the source's spread (σ = 0: a point source)."""
-    return dataclasses.replace(modelling or ModellingOptions(), source_sigma=source.sigma or None)
 
 
 def _roughness(start: VelocityModel, weight: float) -> Callable[[Tensor], Tensor]:
@@ -447,6 +318,7 @@ def fwi(
     modelling: ModellingOptions | None = None,
     true: VelocityModel | None = None,
     progress: bool = True,
+    prior: ModelPrior | None = None,
 ) -> FWIResult:
     """Invert ``gathers`` from ``start`` by multiscale FWI; see the module docstring.
 
@@ -457,19 +329,23 @@ def fwi(
             (``sigma = 0``: a point source).
         use: ``[shot, receiver]`` bool, receivers in the misfit (held-out ones False).
         true: the true model, only to report each stage's velocity error.
+        prior: the known water layer (never updated) and the velocity range the
+            model is clipped to (default: none, and the start's range ± 10 %).
     """
-    options = options or FWIOptions()
+    options, prior = options or FWIOptions(), prior or ModelPrior()
     device = modelling_device(modelling or ModellingOptions())
     estimate = fwi_memory(gathers, start, options, modelling)
     check_fits(estimate, device, "conventional FWI", show=progress)
-    c0 = start.values.astype(np.float64).copy()
-    water = np.broadcast_to((start.z < options.water_depth)[:, None], start.shape)
-    if options.water_velocity:
-        c0[water] = options.water_velocity
-    lo, hi = _bounds(start, options, water)
-    precond = preconditioner(start, gathers, source, options, modelling)
+    c0 = prior.applied(start).values.astype(np.float64)
+    try:
+        lo, hi = prior.bounds(start)
+    except ModelError as exc:
+        raise ConfigError(f"[data] {exc}") from None
+    precond = preconditioner(start, gathers, source, options, modelling, prior.water_depth)
     penalty = _roughness(start, options.smoothness) if options.smoothness else None
-    run = _Run(torch.from_numpy(c0), lo, hi, precond, time.perf_counter())
+    # The range bounds the update: a start outside it (the water) stays where it is.
+    floor, ceiling = torch.from_numpy(np.minimum(c0, lo)), torch.from_numpy(np.maximum(c0, hi))
+    run = BoundedRun(torch.from_numpy(c0), floor, ceiling, precond, time.perf_counter())
     result = FWIResult(start)
     first = options.first_step or 0.02 * float(np.median(c0))
     for stage, corner in enumerate(options.stages(source.freq)):
@@ -483,34 +359,9 @@ def fwi(
             order=options.filter_order,
             shots_per_batch=options.shots_per_batch,
         )
-
-        def evaluate(c: Tensor, m: TraceMisfit = misfit) -> tuple[float, Tensor]:
-            leaf = c.detach().clone().requires_grad_(True)
-            j = m.backward(leaf)
-            if penalty is not None:
-                p = penalty(leaf)
-                p.backward()
-                j += float(p)
-            return j, leaf.grad.detach()
-
-        label = f"fwi {corner:g} Hz" if corner else "fwi full band"
-        done = len(result.history)
-        with tqdm(total=options.iterations, desc=label, disable=not progress) as bar:
-            for record in _STAGES[options.optimizer](run, evaluate, options, first):
-                result.history.append({"stage": stage, "corner": corner, **record})
-                if record["accepted"]:
-                    bar.set_postfix(misfit=f"{record['misfit']:.3g}")
-                    bar.update(1)
-        records = result.history[done:]
-        accepted = [r for r in records if r["accepted"]]
-        band = {
-            "corner": corner,
-            "misfit_start": records[0]["misfit"],
-            "misfit_end": accepted[-1]["misfit"],
-            "iterations": len(accepted) - 1,
-            "evaluations": len(records),
-            "seconds": records[-1]["seconds"] - (records[0]["seconds"] if done else 0.0),
-        }
+        band = _band(
+            run, _evaluator(misfit, penalty), options, first, stage, corner, result, progress
+        )
         if true is not None:
             band["error"] = float(
                 np.linalg.norm(run.c.numpy() - true.values) / np.linalg.norm(true.values)
@@ -522,127 +373,64 @@ def fwi(
     result.model = dataclasses.replace(start, values=run.c.numpy().astype(np.float32), source="fwi")
     result.seconds = time.perf_counter() - run.t0
     result.bounds = (lo, hi)
-    updated = update_mask(start, gathers, options) > 0
-    c, tol = run.c.numpy()[updated], 1e-4 * hi
-    moved = np.abs(c - c0[updated]) > tol  # a start on a bound that never moved is no cap
-    on = moved & ((c <= lo + tol) | (c >= hi - tol))
-    result.at_bounds = float(on.mean()) if c.size else 0.0
+    updated = update_mask(start, gathers, options, prior.water_depth) > 0
+    result.at_bounds = at_bounds(run.c.numpy()[updated], c0[updated], lo, hi)
     return result
 
 
-@dataclass
-class _Run:
-    """The state carried across stages: the velocity (float64, m/s), its bounds,
-    the preconditioner, the clock, and the first gradient for the report."""
-
-    c: Tensor
-    lo: float
-    hi: float
-    precond: Callable[[Tensor], Tensor]
-    t0: float
-    first_gradient: np.ndarray | None = None
-    first_direction: np.ndarray | None = None
-
-    def record(self, j: float, accepted: bool) -> dict[str, float]:
-        return {"misfit": j, "seconds": time.perf_counter() - self.t0, "accepted": accepted}
-
-    def clip(self, c: Tensor) -> Tensor:
-        return c.clamp(self.lo, self.hi)
-
-    def remember(self, g: Tensor, d: Tensor) -> None:
-        if self.first_gradient is None:
-            self.first_gradient = g.numpy().copy()
-            self.first_direction = d.numpy().copy()
+def at_bounds(c: np.ndarray, c0: np.ndarray, lo: float, hi: float) -> float:
+    """The share of cells ``c`` (m/s) that moved from ``c0`` and ended on a bound (a
+    start on a bound that never moved is no cap)."""
+    tol = 1e-4 * hi
+    moved = np.abs(c - c0) > tol
+    on = moved & ((c <= lo + tol) | (c >= hi - tol))
+    return float(on.mean()) if c.size else 0.0
 
 
-Evaluate = Callable[[Tensor], tuple[float, Tensor]]
+def _evaluator(
+    misfit: TraceMisfit, penalty: Callable[[Tensor], Tensor] | None
+) -> Callable[[Tensor], tuple[float, Tensor]]:
+    """``c -> (J, ∇J)``: the band's misfit (and the roughness penalty) and its gradient."""
+
+    def evaluate(c: Tensor) -> tuple[float, Tensor]:
+        leaf = c.detach().clone().requires_grad_(True)
+        j = misfit.backward(leaf)
+        if penalty is not None:
+            p = penalty(leaf)
+            p.backward()
+            j += float(p)
+        return j, leaf.grad.detach()
+
+    return evaluate
 
 
-def _lbfgs(
-    run: _Run, evaluate: Evaluate, options: FWIOptions, first: float, memory: int = 5
-) -> Iterator[dict[str, float]]:
-    """Preconditioned L-BFGS (two-loop recursion with ``H₀ = γM``) and a backtracking
-    Armijo line search on the bounded velocity: every accepted step lowers the
-    misfit; the stage ends early when no step along the direction does.
-    ``memory = 0`` is preconditioned steepest descent with the same line search."""
-    j, g = evaluate(run.c)
-    yield run.record(j, True)
-    pairs: list[tuple[Tensor, Tensor, float]] = []
-    gamma = None
-    for _ in range(options.iterations):
-        d = -_two_loop(g, pairs, run.precond, gamma)
-        slope = float((g * d).sum())
-        if slope >= 0:  # not a descent direction: drop the curvature pairs
-            pairs.clear()
-            d, gamma = -run.precond(g), None
-            slope = float((g * d).sum())
-        if slope >= 0 or not float(d.abs().max()) > 0:
-            return
-        run.remember(g, d)
-        alpha = first / float(d.abs().max()) if gamma is None else 1.0
-        for _try in range(6):
-            c_new = run.clip(run.c + alpha * d)
-            step = c_new - run.c
-            j_new, g_new = evaluate(c_new)
-            ok = j_new <= j + 1e-4 * float((g * step).sum())
-            yield run.record(j_new, ok)
-            if ok:
-                break
-            # The minimiser of the quadratic through J(0), J'(0) and J(α), kept in
-            # [0.1α, 0.5α] as usual for backtracking.
-            curv = j_new - j - alpha * slope
-            a_q = -slope * alpha**2 / (2 * curv) if curv > 0 else 0.5 * alpha
-            alpha = min(max(a_q, 0.1 * alpha), 0.5 * alpha)
-        else:
-            return
-        s, y = step, g_new - g
-        sy = float((s * y).sum())
-        # Without curvature pairs (memory 0: steepest descent) gamma stays None and
-        # every first trial is scaled to `first`.
-        if memory and sy > 1e-12 * float((s * s).sum()) ** 0.5 * float((y * y).sum()) ** 0.5:
-            pairs.append((s, y, 1.0 / sy))
-            del pairs[:-memory]
-            gamma = sy / float((y * run.precond(y)).sum())
-        run.c, j, g = c_new, j_new, g_new
-
-
-def _two_loop(
-    g: Tensor, pairs: list[tuple[Tensor, Tensor, float]], precond: Callable, gamma: float | None
-) -> Tensor:
-    """``H g`` for the L-BFGS inverse-Hessian estimate with ``H₀ = γM`` (``M g``
-    without pairs)."""
-    q = g.clone()
-    alphas = []
-    for s, y, rho in reversed(pairs):
-        a = rho * float((s * q).sum())
-        alphas.append(a)
-        q -= a * y
-    r = (gamma or 1.0) * precond(q)
-    for (s, y, rho), a in zip(pairs, reversed(alphas), strict=True):
-        b = rho * float((y * r).sum())
-        r += (a - b) * s
-    return r
-
-
-def _adam(
-    run: _Run, evaluate: Evaluate, options: FWIOptions, first: float
-) -> Iterator[dict[str, float]]:
-    """Adam on the velocity (steps of about ``lr`` m/s), fed the preconditioned
-    gradient; every step is taken, whatever the misfit does."""
-    dc = torch.zeros_like(run.c, requires_grad=True)
-    opt = torch.optim.Adam([dc], lr=options.lr)
-    c_start = run.c.clone()
-    for k in range(options.iterations + 1):
-        c = run.clip(c_start + dc.detach())
-        j, g = evaluate(c)
-        yield run.record(j, True)
-        run.c = c
-        if k == options.iterations:
-            return
-        dc.grad = run.precond(g)
-        run.remember(g, -dc.grad)
-        opt.step()
-
-
-OPTIMIZERS = ("lbfgs", "descent", "adam")
-_STAGES = {"lbfgs": _lbfgs, "descent": functools.partial(_lbfgs, memory=0), "adam": _adam}
+def _band(
+    run: BoundedRun,
+    evaluate: Callable[[Tensor], tuple[float, Tensor]],
+    options: FWIOptions,
+    first: float,
+    stage: int,
+    corner: float,
+    result: FWIResult,
+    progress: bool,
+) -> dict[str, float]:
+    """Minimise one band's misfit from ``run``'s velocity; its records go to
+    ``result.history``; returns the band's summary."""
+    label = f"fwi {corner:g} Hz" if corner else "fwi full band"
+    done = len(result.history)
+    with tqdm(total=options.iterations, desc=label, disable=not progress) as bar:
+        for record in minimise(options.optimizer, run, evaluate, options, first):
+            result.history.append({"stage": stage, "corner": corner, **record})
+            if record["accepted"]:
+                bar.set_postfix(misfit=f"{record['misfit']:.3g}")
+                bar.update(1)
+    records = result.history[done:]
+    accepted = [r for r in records if r["accepted"]]
+    return {
+        "corner": corner,
+        "misfit_start": records[0]["misfit"],
+        "misfit_end": accepted[-1]["misfit"],
+        "iterations": len(accepted) - 1,
+        "evaluations": len(records),
+        "seconds": records[-1]["seconds"] - (records[0]["seconds"] if done else 0.0),
+    }

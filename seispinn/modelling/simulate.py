@@ -1,7 +1,7 @@
 """Finite-difference forward modelling with Deepwave's scalar propagator.
 
 The PDE is Deepwave's constant-density acoustic equation, with its sign and
-source convention (``../METHOD.md`` §3)::
+source convention (docs/method.md)::
 
     ∇²u − u_tt / c² = s(x, z, t)
 
@@ -18,6 +18,7 @@ and point-source positions are interpolated by Deepwave (Hicks), never snapped.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from seispinn.acquisition import Acquisition
+from seispinn.acquisition import Acquisition, Source
 from seispinn.errors import ModelError
 from seispinn.gathers import ShotGathers
 from seispinn.models import VelocityModel
@@ -37,6 +38,8 @@ __all__ = [
     "ModellingOptions",
     "modelling_device",
     "simulate",
+    "acquisition_from_gathers",
+    "predicted_gathers",
     "propagate",
     "wavefield_snapshots",
     "gaussian_source_weights",
@@ -354,3 +357,35 @@ def wavefield_snapshots(
     # one step past the last snapshot is enough.
     _propagate(model, acquisition, options, np.array([shot]), grab, nt=int(steps.max()) + 1)
     return Snapshots(values=frames, times=steps * acquisition.dt)
+
+
+def acquisition_from_gathers(gathers: ShotGathers, source: Source) -> Acquisition:
+    """The acquisition that recorded ``gathers`` with ``source`` (its Ricker's peak
+    frequency and delay; the spread σ goes to the modelling). Padded receivers (NaN
+    positions) are put on the shot's first receiver; callers mask them out with
+    ``gathers.receiver_mask``."""
+    rx, rz = gathers.receiver_x.copy(), gathers.receiver_z.copy()
+    pad = ~gathers.receiver_mask
+    rx[pad] = np.broadcast_to(rx[:, :1], rx.shape)[pad]
+    rz[pad] = np.broadcast_to(rz[:, :1], rz.shape)[pad]
+    return Acquisition(
+        gathers.source_x,
+        gathers.source_z,
+        rx,
+        rz,
+        gathers.dt,
+        gathers.nt,
+        source.freq,
+        source.delay,
+    )
+
+
+def predicted_gathers(
+    model: VelocityModel, gathers: ShotGathers, source: Source, device: str | None = None
+) -> ShotGathers:
+    """Deepwave traces ``[shot, receiver, time]`` of ``model`` at every receiver of
+    ``gathers``, fired with ``source`` (σ its spread; zero at padded receivers)."""
+    acq = acquisition_from_gathers(gathers, source)
+    sim = simulate(model, acq, ModellingOptions(source_sigma=source.sigma, device=device))
+    data = np.where(gathers.receiver_mask[..., None], sim.data, 0.0)
+    return dataclasses.replace(gathers, data=data)

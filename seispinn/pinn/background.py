@@ -7,8 +7,9 @@ and ``u = u0 + δu``, the residual ``r = u_tt − c²(∇²u − s)`` becomes (M
     r = δu_tt − c² ∇²δu − (c²/c0² − 1) · u0_tt
 
 with no source term: the network learns δu alone. Only ``u0_tt`` and ``c0`` are
-needed at the points; both live here, as grids, so the PINN never calls the
-finite-difference solver (the experiment computes u0 and hands it over).
+needed at the points; both live here, as grids, computed once per round by
+:func:`background_wavefield` with the finite-difference solver, so a training step
+only interpolates.
 """
 
 from __future__ import annotations
@@ -17,11 +18,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from seispinn.acquisition import Source
 from seispinn.errors import ConfigError
+from seispinn.gathers import ShotGathers
+from seispinn.modelling.simulate import (
+    ModellingOptions,
+    acquisition_from_gathers,
+    predicted_gathers,
+    wavefield_snapshots,
+)
 from seispinn.models import VelocityModel
 from seispinn.pinn.velocity import GridVelocity, grid_cell
 
-__all__ = ["Background", "second_time_derivative"]
+__all__ = ["Background", "background_wavefield", "second_time_derivative"]
 
 
 def second_time_derivative(u: np.ndarray, dt: float) -> np.ndarray:
@@ -76,3 +85,25 @@ class Background(nn.Module):
                 for c, wc in ((ix, 1 - wx), (ix + 1, wx)):
                     out = out + wa * wb * wc * v[shot, a, b, c]
         return out
+
+
+def background_wavefield(
+    start: VelocityModel, gathers: ShotGathers, source: Source, t_max: float, stride: int = 1
+) -> tuple[Background, np.ndarray]:
+    """The background of every shot of ``gathers`` in ``start`` (Deepwave, ``source``):
+    u0_tt on the model grid at every ``stride``-th sample up to ``t_max`` (s), and the
+    start's traces d0 ``[shot, receiver, time]`` at the observed receivers."""
+    acq = acquisition_from_gathers(gathers, source)
+    options = ModellingOptions(source_sigma=source.sigma)
+    n = min(int(np.ceil(t_max / gathers.dt - 1e-9)) + 1, gathers.nt)
+    times = np.arange(n) * gathers.dt
+    u_tt = np.stack(
+        [
+            second_time_derivative(
+                wavefield_snapshots(start, acq, times, options, shot=k).values, gathers.dt
+            )
+            for k in range(gathers.n_shots)
+        ]
+    )
+    d0 = predicted_gathers(start, gathers, source).data
+    return Background(start, u_tt[:, ::stride], gathers.dt * stride), d0

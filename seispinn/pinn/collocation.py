@@ -4,13 +4,19 @@ A set is drawn once; every per-point quantity (SA's λ, grad-norm weights) is
 indexed by the ids drawn here, so mini-batches, shuffles and shards keep each
 weight attached to its point. A resampled pool (:func:`resampled`) redraws a share
 of the points in place: id ``i`` keeps its shot and kind (near-source or not),
-gets fresh coordinates, and the weighting restarts it (``PointWeighting.admit``).
+gets fresh coordinates, and the weighting restarts it (``PointWeighting.admit``);
+:class:`CollocationPool` holds a set that is redrawn so during training.
+
+Besides the PDE points: points at t = 0 for a soft initial condition
+(:func:`initial_points`) and points on the box's sides for the absorbing edges
+(:func:`edge_points`). :class:`CollocationOptions` is the ``[collocation]`` section.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -18,6 +24,8 @@ from torch import Tensor
 from seispinn.errors import ConfigError
 
 __all__ = [
+    "CollocationOptions",
+    "CollocationPool",
     "Box",
     "CollocationSet",
     "sample_collocation",
@@ -26,7 +34,53 @@ __all__ = [
     "redrawn_ids",
     "resampled",
     "sample_wavefronts",
+    "draw_shot_points",
+    "initial_points",
+    "edge_points",
 ]
+
+
+@dataclass(frozen=True)
+class CollocationOptions:
+    """PDE points (shared equally by the shots), their near-source share and radius
+    (m), the PDE batch, the data batch (trace samples per step), and for a soft
+    initial condition its points and weight.
+
+    ``resample_every`` > 0 makes the set a pool: every that many steps a share
+    ``resample_fraction`` of its points is redrawn the same way (Rasht-Behesht et
+    al. 2022 redraw theirs every few hundred steps), so over a run the PDE is
+    enforced on many more points than the pool holds; the redrawn points' weights
+    restart from the pool's mean. 0: a fixed set.
+
+    ``wavefront_fraction`` > 0 (a formulation with a background wavefield): that
+    share of each shot's uniform points is drawn instead where the background's
+    waves are (each time sample an equal share, cells ∝ |u0_tt|: a scattered
+    field's source is (c²/c0² − 1)·u0_tt, so δu is made there).
+    """
+
+    n_points: int = 8000
+    near_source_fraction: float = 0.17
+    near_source_radius: float = 50.0
+    batch_size: int = 1024
+    data_batch: int = 1024
+    n_ic: int = 4000
+    ic_weight: float = 10.0
+    resample_every: int = 0
+    resample_fraction: float = 0.25
+    wavefront_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.n_points, self.batch_size, self.data_batch, self.n_ic) < 1:
+            raise ValueError("n_points, n_ic, batch_size and data_batch must be >= 1")
+        if not 0 <= self.wavefront_fraction <= 1:
+            raise ValueError(
+                f"wavefront_fraction must lie in [0, 1], got {self.wavefront_fraction}"
+            )
+        if self.resample_every < 0 or not 0 < self.resample_fraction <= 1:
+            raise ValueError(
+                "resample_every must be >= 0 and resample_fraction in (0, 1], got "
+                f"{self.resample_every}, {self.resample_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -107,7 +161,8 @@ def sample_collocation(
 
     ``near_source_fraction`` of the points are Gaussian-distributed (standard
     deviation ``near_source_radius`` m) around the sources, clipped to the box,
-    with uniform times: the trials found ≥ 15 % there mattered.
+    with uniform times; without them the source region is too thinly sampled for the
+    network to learn the source term.
     """
     if n_points < 1 or not 0 <= near_source_fraction < 1:
         raise ConfigError(
@@ -244,3 +299,133 @@ def sample_wavefronts(
     lo = torch.tensor([box.x_min, box.z_min, 0.0], dtype=torch.float64)
     hi = torch.tensor([box.x_max, box.z_max, box.t_max], dtype=torch.float64)
     return torch.minimum(torch.maximum(pts, lo), hi).float()
+
+
+class Wavefronts(Protocol):
+    """Where each shot's waves are (a formulation with a background wavefield)."""
+
+    def wavefront_energy(self, shot: int) -> Tensor | None: ...
+
+    def wavefront_grid(self) -> tuple[float, float, float, float, float]: ...
+
+
+def draw_shot_points(
+    box: Box,
+    options: CollocationOptions,
+    sources: list[tuple[float, float]],
+    seed: int,
+    along: Wavefronts | None = None,
+) -> CollocationSet:
+    """The collocation set ``options`` describe: an equal share per shot of
+    ``sources`` (:func:`sample_shot_collocation`), and ``wavefront_fraction`` of each
+    shot's uniform points redrawn along ``along``'s wavefield (:func:`sample_wavefronts`)."""
+    drawn = sample_shot_collocation(
+        box,
+        options.n_points,
+        sources=sources,
+        near_source_fraction=options.near_source_fraction,
+        near_source_radius=options.near_source_radius,
+        seed=seed,
+    )
+    if not options.wavefront_fraction or along is None or along.wavefront_energy(0) is None:
+        return drawn
+    assert drawn.shot is not None
+    points = drawn.points.clone()
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + 11)
+    grid = along.wavefront_grid()
+    for k in range(len(sources)):
+        uniform = ((drawn.shot == k) & ~drawn.near_source).nonzero()[:, 0]
+        slots = uniform[: round(options.wavefront_fraction * len(uniform))]
+        energy = along.wavefront_energy(k)
+        assert energy is not None
+        points[slots] = sample_wavefronts(energy.cpu(), grid, box, len(slots), gen)
+    return CollocationSet(points, drawn.ids, drawn.near_source, drawn.shot)
+
+
+class CollocationPool:
+    """A collocation set redrawn in part every ``every`` steps (0: fixed): at
+    resampling event k (step k·every) the ids of :func:`redrawn_ids` get the
+    coordinates of a fresh ``draw`` — a pure function of the step, so a resumed run
+    rebuilds the pool it left.
+
+    Args:
+        draw: ``seed -> CollocationSet``, the same slot layout for every seed.
+        seed: the first draw's seed (and the redraws').
+        every, fraction: see :class:`CollocationOptions` (``resample_*``).
+        device: where the points live.
+    """
+
+    def __init__(
+        self,
+        draw: Callable[[int], CollocationSet],
+        seed: int,
+        every: int,
+        fraction: float,
+        device: torch.device,
+    ) -> None:
+        self.draw, self.seed, self.every, self.fraction = draw, seed, every, fraction
+        self.device = device
+        self.points = draw(seed).to(device)
+        self.event = 0  # resampling events applied to self.points
+
+    def advance(self, step: int) -> tuple[bool, Tensor | None]:
+        """Bring the pool to ``step``'s event. Returns whether the points changed, and
+        the ids ``[m]`` redrawn when ``step`` *is* an event (their weights restart; a
+        resumed run's checkpoint holds the weights of the events before it)."""
+        event = step // self.every if self.every else 0
+        if event == self.event:
+            return False, None
+        # Forward from the current event, or replayed from the first pool (a
+        # divergence retry went back to an earlier checkpoint).
+        forward = event > self.event
+        first = self.event + 1 if forward else 1
+        pool = self.points if forward else self.draw(self.seed).to(self.device)
+        admitted = None
+        for k in range(first, event + 1):
+            pool, ids = resampled(pool, self.draw, k, self.fraction, self.seed)
+            if step == k * self.every:
+                admitted = ids
+        self.points, self.event = pool, event
+        return True, admitted
+
+
+def initial_points(box: Box, n: int, n_shots: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Soft initial-condition points ``[n, 3]`` at t = 0, uniform over the box, and
+    their shots ``[n]`` (the shots in turn)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    u = torch.rand(n, 3, generator=gen)
+    lo = torch.tensor([box.x_min, box.z_min, 0.0])
+    hi = torch.tensor([box.x_max, box.z_max, 0.0])
+    return lo + (hi - lo) * u, torch.arange(n) % n_shots
+
+
+def edge_points(
+    box: Box, n: int, n_shots: int, seed: int, step: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``n`` points ``[n, 3]`` on the box's four sides (by length; times uniform in
+    ``[0, t_max]``), their shots ``[n]`` and outward unit normals ``[n, 2]``, drawn
+    from ``step``'s seed."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
+    u = torch.rand(n, 3, generator=gen, dtype=torch.float64)
+    w, h = box.x_max - box.x_min, box.z_max - box.z_min
+    # The perimeter unrolled clockwise (top, right, bottom, left): each side's start
+    # on it, its first corner, its direction and its outward normal.
+    f64 = torch.float64
+    begin = torch.tensor([0.0, w, w + h, 2 * w + h], dtype=f64)
+    corner = torch.tensor(
+        [
+            [box.x_min, box.z_min],
+            [box.x_max, box.z_min],
+            [box.x_max, box.z_max],
+            [box.x_min, box.z_max],
+        ],
+        dtype=f64,
+    )
+    direction = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]], dtype=f64)
+    normal = torch.tensor([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    pos = u[:, 0] * 2 * (w + h)
+    side = torch.bucketize(pos, begin[1:], right=True)
+    xz = corner[side] + (pos - begin[side])[:, None] * direction[side]
+    pts = torch.cat([xz, u[:, 1:2] * box.t_max], 1).float()
+    shot = (u[:, 2] * n_shots).long().clamp(max=n_shots - 1)
+    return pts, shot, normal[side]

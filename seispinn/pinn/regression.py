@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from seispinn.pinn.pointgrad import PointLoss
-from seispinn.pinn.training import StepLosses
+from seispinn.pinn.problem import StepLosses
 from seispinn.pinn.weighting import PointWeighting
 
 __all__ = ["RegressionProblem"]

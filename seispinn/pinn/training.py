@@ -1,46 +1,41 @@
 """A PINN training loop: Adam (θ descends, SA's λ ascends), optional L-BFGS with λ
 frozen, term balancing, atomic checkpoints, exact resume, divergence stops.
 
-The loop knows nothing about waves: a :class:`Problem` supplies the loss terms of
-one step. State travels in one dict of tensors saved with ``torch.save`` and
-read back with ``torch.load(..., weights_only=True)``.
+The loop knows nothing about waves: a :class:`seispinn.pinn.problem.Problem`
+supplies the loss terms of one step. State travels in one dict of tensors saved
+atomically (:mod:`seispinn.io.runfolder`) and read back with
+``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from seispinn.errors import ConfigError, TrainingError
+from seispinn.io.runfolder import load_checkpoint, save_checkpoint, write_json_atomic
 from seispinn.pinn.derivatives import compiled_jets
 from seispinn.pinn.distributed import all_reduce_, barrier, is_main, shard
-from seispinn.pinn.pointgrad import PointLoss
+from seispinn.pinn.problem import Problem, StepLosses
 from seispinn.pinn.weighting import PointWeighting
 
 __all__ = [
     "TrainOptions",
-    "StepLosses",
-    "Problem",
     "Diverged",
     "Interrupted",
     "train",
-    "save_checkpoint",
-    "load_checkpoint",
-    "write_text_atomic",
 ]
 
 
@@ -123,97 +118,6 @@ class TrainOptions:
                 "divergence_retries must be >= 0 and retry_lr_factor in (0, 1), got "
                 f"{self.divergence_retries}, {self.retry_lr_factor}"
             )
-
-
-@dataclass
-class StepLosses:
-    """The loss terms of one step.
-
-    Attributes:
-        terms: scalar loss per term name; ``"pde"`` is the per-point-weighted one.
-        pde_ids: ``[B]`` ids of the PDE points of this step.
-        pde_sq: ``[B]`` squared PDE residuals (detached).
-        point_loss: how to re-evaluate per-point PDE losses (grad-norm refreshes).
-    """
-
-    terms: dict[str, Tensor]
-    pde_ids: Tensor
-    pde_sq: Tensor
-    point_loss: PointLoss | None = None
-
-
-class Problem(Protocol):
-    """What :func:`train` needs from a PINN problem."""
-
-    weighting: PointWeighting
-
-    def trainable(self) -> dict[str, nn.Module]:
-        """Modules whose parameters descend (e.g. ``{"wavefield": net}``)."""
-        ...
-
-    def losses(self, step: int) -> StepLosses:
-        """Loss terms at optimiser step ``step`` (batches chosen from ``step``)."""
-        ...
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` atomically: a kill at any moment leaves the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable, where the platform allows opening folders."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsynced, and a rename (then the
-    folder is fsynced): a kill or a power cut leaves the old or the new text."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary unpickling); any
-    failure is one line naming the file (torch's own advice is never passed on)."""
-    path = Path(path)
-    if not path.exists():
-        raise TrainingError(f"{path}: no checkpoint to resume from")
-    if path.is_dir():
-        raise TrainingError(f"{path}: is a folder, not a checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # corrupted, truncated or foreign file
-        why = (
-            "truncated, damaged, or holds more than tensors"
-            if zipfile.is_zipfile(path)
-            else "not a torch.save archive"
-        )
-        raise TrainingError(f"{path}: not a loadable seispinn checkpoint ({why})") from None
-    if not isinstance(state, dict) or "step" not in state:
-        raise TrainingError(f"{path}: not a seispinn checkpoint (no training state)")
-    return state
 
 
 def _lr_at(options: TrainOptions, step: int) -> float:
@@ -420,14 +324,16 @@ def _train(
     hooks: tuple[Callable[[int], None] | None, Callable[[dict[str, float]], None] | None],
     lr_factor: float | None,
 ) -> list[dict[str, float]]:
-    on_snapshot, on_record = hooks
-    modules = problem.trainable()
-    if shard().world > 1 and (not problem.weighting.shardable or options.anneal):
-        raise ConfigError(
-            f"across processes, per-point weighting {problem.weighting.name!r} and annealing "
-            "are not available: they normalise over a batch that each rank sees only part of "
-            "(use uniform or sa, anneal off)"
-        )
+    loop = _Loop(problem, options, run_dir, hooks)
+    if resume:
+        lr_factor = loop.restore(lr_factor)
+    loop.set_lr_factor(1.0 if lr_factor is None else lr_factor)
+    loop.run()
+    return loop.history.records
+
+
+def _param_groups(modules: dict[str, torch.nn.Module], options: TrainOptions) -> list[dict]:
+    """One optimiser group per trainable module, with its rate factor and first step."""
     named = set(options.lr_scale) | set(options.frozen_until) | set(options.alternate)
     unknown = sorted(named - set(modules))
     if unknown:
@@ -435,7 +341,7 @@ def _train(
             f"lr_scale/frozen_until/alternate name {unknown[0]!r}, not a trainable module "
             f"({sorted(modules)})"
         )
-    groups = [
+    return [
         {
             "name": name,
             "params": [p for p in m.parameters() if p.requires_grad],
@@ -444,120 +350,171 @@ def _train(
         }
         for name, m in modules.items()
     ]
-    params = [p for g in groups for p in g["params"]]
-    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=options.lr)
-    weights = {k: float(v) for k, v in options.term_weights.items()}
-    history = _History(on_record=on_record)
-    start, elapsed = 0, 0.0
-    ckpt = run_dir / "checkpoint.pt" if run_dir else None
-    if resume:
-        if ckpt is None:
+
+
+class _Loop:
+    """One training run's state: modules, optimiser, term weights, history, clock,
+    and the checkpoint that holds all of them."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        options: TrainOptions,
+        run_dir: Path | None,
+        hooks: tuple[Callable[[int], None] | None, Callable[[dict[str, float]], None] | None],
+    ) -> None:
+        self.problem, self.options, self.run_dir = problem, options, run_dir
+        self.on_snapshot, self.on_record = hooks
+        self.modules = problem.trainable()
+        if shard().world > 1 and (not problem.weighting.shardable or options.anneal):
+            raise ConfigError(
+                f"across processes, per-point weighting {problem.weighting.name!r} and "
+                "annealing are not available: they normalise over a batch that each rank "
+                "sees only part of (use uniform or sa, anneal off)"
+            )
+        groups = _param_groups(self.modules, options)
+        self.params = [p for g in groups for p in g["params"]]
+        self.opt = torch.optim.Adam([g for g in groups if g["params"]], lr=options.lr)
+        self.weights = {k: float(v) for k, v in options.term_weights.items()}
+        self.history = _History(on_record=self.on_record)
+        self.start, self.elapsed, self.lr_factor = 0, 0.0, 1.0
+        self.ckpt = run_dir / "checkpoint.pt" if run_dir else None
+        self.last_good: Path | None = None
+
+    def restore(self, lr_factor: float | None) -> float | None:
+        """Load the run folder's checkpoint; returns the learning-rate factor to use
+        (``lr_factor``, or the checkpoint's when None)."""
+        if self.ckpt is None:
             raise TrainingError("resume needs a run folder")
-        state = load_checkpoint(ckpt)
+        state = load_checkpoint(self.ckpt)
         try:
-            for name, module in modules.items():
+            for name, module in self.modules.items():
                 module.load_state_dict(state["modules"][name])
-            problem.weighting.load_state_dict(state["weighting"])
-            opt.load_state_dict(state["optimizer"])
-            weights = {k: float(v) for k, v in state["term_weights"].items()}
-            history = _History(json.loads(state["history"]), on_record)
-            start, elapsed = int(state["step"]), float(state["seconds"])
+            self.problem.weighting.load_state_dict(state["weighting"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.weights = {k: float(v) for k, v in state["term_weights"].items()}
+            self.history = _History(json.loads(state["history"]), self.on_record)
+            self.start, self.elapsed = int(state["step"]), float(state["seconds"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             # Another network size, weighting or point count than the run that wrote it.
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TrainingError(
-                f"{ckpt}: does not match this run's configuration, cannot resume ({first})"
+                f"{self.ckpt}: does not match this run's configuration, cannot resume ({first})"
             ) from None
-        if lr_factor is None:
-            lr_factor = float(state.get("lr_factor", 1.0))
-    lr_factor = 1.0 if lr_factor is None else lr_factor
-    problem.weighting.set_lr_factor(lr_factor)  # SA's ascent rate, like θ's
-    last_good = ckpt if (ckpt is not None and ckpt.exists()) else None
+        return float(state.get("lr_factor", 1.0)) if lr_factor is None else lr_factor
 
-    def checkpoint(step: int) -> None:
-        nonlocal last_good
-        if ckpt is None or not is_main():
+    def set_lr_factor(self, factor: float) -> None:
+        self.lr_factor = factor
+        self.problem.weighting.set_lr_factor(factor)  # SA's ascent rate, like θ's
+        exists = self.ckpt is not None and self.ckpt.exists()
+        self.last_good = self.ckpt if exists else None
+
+    def checkpoint(self, step: int) -> None:
+        if self.ckpt is None or not is_main():
             return
         save_checkpoint(
-            ckpt,
+            self.ckpt,
             {
                 "step": step,
-                "seconds": elapsed,
-                "modules": {k: m.state_dict() for k, m in modules.items()},
-                "weighting": problem.weighting.state_dict(),
-                "optimizer": opt.state_dict(),
-                "term_weights": weights,
-                "history": json.dumps(history.records),
-                "options": json.dumps(asdict(options)),
-                "lr_factor": lr_factor,
+                "seconds": self.elapsed,
+                "modules": {k: m.state_dict() for k, m in self.modules.items()},
+                "weighting": self.problem.weighting.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "term_weights": self.weights,
+                "history": json.dumps(self.history.records),
+                "options": json.dumps(asdict(self.options)),
+                "lr_factor": self.lr_factor,
             },
         )
-        write_text_atomic(run_dir / "history.json", json.dumps(history.records, indent=1))
-        last_good = ckpt
+        assert self.run_dir is not None
+        write_json_atomic(self.run_dir / "history.json", self.history.records)
+        self.last_good = self.ckpt
 
-    bar = tqdm(
-        total=options.steps,
-        initial=start,
-        disable=not options.progress or not is_main(),
-        desc="adam",
-        dynamic_ncols=True,
-        mininterval=1.0,
-    )
-    # Ctrl-C / SIGTERM: finish the step, checkpoint it, stop (one process only:
-    # ranks would have to agree on the step).
-    stop = _StopOnSignal(enabled=shard().world == 1)
-    with stop:
-        for step in range(start, options.steps):
-            t0 = time.perf_counter()
-            turn = _turn(options.alternate, step)
-            for group in opt.param_groups:
-                its_turn = group["name"] not in options.alternate or group["name"] == turn
-                moving = step >= group["frozen_until"] and its_turn
-                group["lr"] = _lr_at(options, step) * lr_factor * group["lr_scale"] * moving
-            losses = problem.losses(step)
-            terms = _global_terms(losses)
-            _check_finite(terms, step, last_good)
-            if options.anneal and step % options.anneal_every == 0:
-                _anneal(losses, params, weights, options.anneal_alpha)
-            total = _total(losses, weights)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            _sync_grads(params)
-            opt.step()
-            problem.weighting.update(step, losses.pde_ids, losses.pde_sq, losses.point_loss)
-            elapsed += time.perf_counter() - t0
-            done = step + 1
-            if step % options.log_every == 0 or done == options.steps:
-                lrs = {g.get("name", f"group{i}"): g["lr"] for i, g in enumerate(opt.param_groups)}
-                rec = history.add(step, terms, weights, elapsed, problem.weighting, lrs)
-                bar.set_postfix(
-                    {k[5:]: f"{v:.3g}" for k, v in rec.items() if k.startswith("loss_")}
-                )
-            if (
-                on_snapshot is not None
-                and is_main()
-                and options.snapshot_every
-                and step % options.snapshot_every == 0
-            ):
-                on_snapshot(step)
-            if done % options.checkpoint_every == 0 or done == options.steps:
-                checkpoint(done)
-            bar.update(1)
-            if stop.signum is not None:
-                bar.close()
+    def step(self, step: int) -> None:
+        """One Adam step: θ descends, then the weighting updates (SA's λ ascend)."""
+        options, problem = self.options, self.problem
+        t0 = time.perf_counter()
+        turn = _turn(options.alternate, step)
+        for group in self.opt.param_groups:
+            its_turn = group["name"] not in options.alternate or group["name"] == turn
+            moving = step >= group["frozen_until"] and its_turn
+            group["lr"] = _lr_at(options, step) * self.lr_factor * group["lr_scale"] * moving
+        losses = problem.losses(step)
+        terms = _global_terms(losses)
+        _check_finite(terms, step, self.last_good)
+        if options.anneal and step % options.anneal_every == 0:
+            _anneal(losses, self.params, self.weights, options.anneal_alpha)
+        total = _total(losses, self.weights)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        _sync_grads(self.params)
+        self.opt.step()
+        problem.weighting.update(step, losses.pde_ids, losses.pde_sq, losses.point_loss)
+        self.elapsed += time.perf_counter() - t0
+        if step % options.log_every == 0 or step + 1 == options.steps:
+            lrs = {g.get("name", f"group{i}"): g["lr"] for i, g in enumerate(self.opt.param_groups)}
+            rec = self.history.add(step, terms, self.weights, self.elapsed, problem.weighting, lrs)
+            self.bar.set_postfix(
+                {k[5:]: f"{v:.3g}" for k, v in rec.items() if k.startswith("loss_")}
+            )
+
+    def run(self) -> None:
+        options = self.options
+        self.bar = tqdm(
+            total=options.steps,
+            initial=self.start,
+            disable=not options.progress or not is_main(),
+            desc="adam",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
+        # Ctrl-C / SIGTERM: finish the step, checkpoint it, stop (one process only:
+        # ranks would have to agree on the step).
+        stop = _StopOnSignal(enabled=shard().world == 1)
+        with stop:
+            for step in range(self.start, options.steps):
+                self.step(step)
+                done = step + 1
+                if (
+                    self.on_snapshot is not None
+                    and is_main()
+                    and options.snapshot_every
+                    and step % options.snapshot_every == 0
+                ):
+                    self.on_snapshot(step)
                 saved = done % options.checkpoint_every == 0 or done == options.steps
-                _stop(stop.signum, done, options, ckpt, saved=saved, checkpoint=checkpoint)
-    bar.close()
-    if stop.signum is not None:  # arrived after the last step's check
-        _stop(stop.signum, options.steps, options, ckpt, saved=True, checkpoint=checkpoint)
-    if options.lbfgs_steps and start <= options.steps:
-        elapsed = _lbfgs(problem, params, options, weights, history, elapsed)
-        checkpoint(options.steps)
-    # Ranks leave together: rank 0's last checkpoint is on disk before any rank
-    # goes on, and no rank tears its process group down under a peer still writing
-    # (gloo aborted the early rank when it did).
-    barrier()
-    return history.records
+                if saved:
+                    self.checkpoint(done)
+                self.bar.update(1)
+                if stop.signum is not None:
+                    self.bar.close()
+                    _stop(
+                        stop.signum,
+                        done,
+                        options,
+                        self.ckpt,
+                        saved=saved,
+                        checkpoint=self.checkpoint,
+                    )
+        self.bar.close()
+        if stop.signum is not None:  # arrived after the last step's check
+            _stop(
+                stop.signum,
+                options.steps,
+                options,
+                self.ckpt,
+                saved=True,
+                checkpoint=self.checkpoint,
+            )
+        if options.lbfgs_steps and self.start <= options.steps:
+            self.elapsed = _lbfgs(
+                self.problem, self.params, options, self.weights, self.history, self.elapsed
+            )
+            self.checkpoint(options.steps)
+        # Ranks leave together: rank 0's last checkpoint is on disk before any rank
+        # goes on, and no rank tears its process group down under a peer still writing
+        # (gloo aborted the early rank when it did).
+        barrier()
 
 
 def _stop(

@@ -8,13 +8,14 @@ which one it gets. The networks come in two forms:
   ``[(1 − p) c₀, (1 + p) c₀]``;
 - between bounds: ``c = c_min + (c_max − c_min) · sigmoid N(x̂, ẑ)``.
 
-The network's last layer starts at zero, so training starts exactly at c₀
-(or at the middle of the bounds).
+Around a starting model the velocity is also clipped to the inversion's velocity
+range (:class:`seispinn.models.ModelPrior`), the same range the finite-difference
+baselines keep, and held at c₀ in a known water layer. The network's last layer
+starts at zero, so training starts exactly at c₀ (or at the middle of the bounds).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,6 @@ __all__ = [
     "VelocityNet",
     "bilinear",
     "grid_cell",
-    "with_water",
 ]
 
 
@@ -79,20 +79,15 @@ class VelocityNetOptions:
     """Velocity network options.
 
     Attributes:
-        mode: ``'perturbation'`` (an MLP around the starting model), ``'grid'`` (the
-            same perturbation as values on a coarse grid, bilinear between its
-            nodes) or ``'bounds'`` (an MLP between c_min and c_max).
+        mode: ``'grid'`` (a perturbation of the starting model as values on a
+            coarse grid, bilinear between its nodes), ``'perturbation'`` (the same
+            as an MLP) or ``'bounds'`` (an MLP between the velocity range's ends).
         grid_spacing: the coarse grid's node spacing (m) in ``'grid'`` mode: its
             resolution, and so its smoothness.
         max_perturbation: p, the largest relative change from c₀ (perturbation mode).
-        c_min, c_max: bounds in m/s (bounds mode; also a sanity check of c₀).
         width, depth, activation: of the MLP on ``(x̂, ẑ)``.
         fourier_features, fourier_scale: random Fourier features of ``(x̂, ẑ)``,
             which let a small network represent sharp, layered models.
-        water_depth: above this depth (m) the velocity is c₀ (perturbation mode):
-            a known water layer is not inverted.
-        water_velocity: c₀ above ``water_depth`` (m/s); 0 keeps the start's values
-            (a smoothed start smears the water into the sediments below it).
         smoothness: weight of a total-variation term on the grid's relative change
             δ = c/c₀ − 1 below the water: the mean |δ| difference between
             neighbouring nodes (grid mode; 0: none, the spacing is the only
@@ -101,17 +96,13 @@ class VelocityNetOptions:
             constant shift of the whole model (grid mode; 0: none).
     """
 
-    mode: str = "perturbation"
+    mode: str = "grid"
     max_perturbation: float = 0.3
-    c_min: float = 1000.0
-    c_max: float = 6000.0
-    width: int = 64
-    depth: int = 3
+    width: int = 24
+    depth: int = 2
     activation: str = "tanh"
     fourier_features: int | None = None
     fourier_scale: float = 2.0
-    water_depth: float = 0.0
-    water_velocity: float = 0.0
     grid_spacing: float = 40.0
     smoothness: float = 0.0
     mean_shift: float = 0.0
@@ -121,26 +112,12 @@ class VelocityNetOptions:
             raise ConfigError("smoothness and mean_shift are weights: they must be >= 0")
         if (self.smoothness or self.mean_shift) and self.mode != "grid":
             raise ConfigError("smoothness and mean_shift act on the grid: they need mode = 'grid'")
-        if self.water_depth < 0 or self.water_velocity < 0:
-            raise ConfigError("water_depth (m) and water_velocity (m/s) must be >= 0")
         if self.mode not in VELOCITY_MODES:
             raise ConfigError(f"velocity mode must be one of {VELOCITY_MODES}, got {self.mode!r}")
         if not self.grid_spacing > 0:
             raise ConfigError(f"grid_spacing must be positive (m), got {self.grid_spacing}")
         if not 0 < self.max_perturbation < 1:
             raise ConfigError(f"max_perturbation must lie in (0, 1), got {self.max_perturbation}")
-        if not 0 < self.c_min < self.c_max:
-            raise ConfigError(f"need 0 < c_min < c_max, got {self.c_min}, {self.c_max}")
-
-
-def with_water(start: VelocityModel, options: VelocityNetOptions) -> VelocityModel:
-    """``start`` ``[nz, nx]`` with ``options.water_velocity`` (m/s) in the rows above
-    ``options.water_depth`` (m); unchanged without both."""
-    if not (options.water_depth > 0 and options.water_velocity > 0):
-        return start
-    values = start.values.copy()
-    values[start.z < options.water_depth] = options.water_velocity
-    return dataclasses.replace(start, values=values)
 
 
 class VelocityNet(nn.Module):
@@ -148,8 +125,12 @@ class VelocityNet(nn.Module):
 
     Args:
         scales: the wavefield's scales (only the spatial ones are used).
-        start: the starting model c₀ (required in perturbation mode).
+        start: the starting model c₀ ``[nz, nx]`` (m/s), its water layer's velocity
+            already in place (required unless ``mode`` is ``'bounds'``).
         options: see :class:`VelocityNetOptions`.
+        bounds: the velocity range ``(lo, hi)`` (m/s) the model stays in (required
+            in ``'bounds'`` mode; None: no clipping around a start).
+        water_depth: above this depth (m) the velocity is c₀, never updated.
     """
 
     def __init__(
@@ -157,13 +138,21 @@ class VelocityNet(nn.Module):
         scales: Scales,
         start: VelocityModel | None = None,
         options: VelocityNetOptions | None = None,
+        *,
+        bounds: tuple[float, float] | None = None,
+        water_depth: float = 0.0,
     ) -> None:
         super().__init__()
         self.options = o = options or VelocityNetOptions()
         self.scales = scales
+        self.bounds, self.water_depth = bounds, float(water_depth)
         if o.mode != "bounds" and start is None:
             raise ConfigError(f"a {o.mode!r} velocity needs a starting model")
-        self.start = GridVelocity(with_water(start, o)) if start is not None else None
+        if o.mode == "bounds" and bounds is None:
+            raise ConfigError("a 'bounds' velocity needs the velocity range (c_min, c_max)")
+        if bounds is not None and not 0 < bounds[0] < bounds[1]:
+            raise ConfigError(f"need 0 < c_min < c_max, got {bounds[0]}, {bounds[1]}")
+        self.start = GridVelocity(start) if start is not None else None
         if o.mode == "grid":
             assert start is not None
             # Nodes at most grid_spacing apart, spanning the start's grid exactly.
@@ -186,12 +175,21 @@ class VelocityNet(nn.Module):
             s = self.scales
             n = self.net(torch.stack([(x - s.xc) / s.lx, (z - s.zc) / s.lz], dim=1))[:, 0]
         if o.mode == "bounds":
-            return o.c_min + (o.c_max - o.c_min) * torch.sigmoid(n)
+            assert self.bounds is not None
+            lo, hi = self.bounds
+            return lo + (hi - lo) * torch.sigmoid(n)
         assert self.start is not None
         dc = o.max_perturbation * torch.tanh(n)
-        if o.water_depth > 0:
-            dc = torch.where(z < o.water_depth, torch.zeros_like(dc), dc)
-        return self.start(x, z) * (1 + dc)
+        if self.water_depth > 0:
+            dc = torch.where(z < self.water_depth, torch.zeros_like(dc), dc)
+        c0 = self.start(x, z)
+        c = c0 * (1 + dc)
+        if self.bounds is None:
+            return c
+        # The range bounds the update: a start outside it (the water, a cell beside
+        # it) stays where it is or moves towards the range.
+        lo, hi = self.bounds
+        return torch.minimum(torch.maximum(c, c0.clamp(max=lo)), c0.clamp(min=hi))
 
     def penalties(self) -> dict[str, Tensor]:
         """The constraint terms that are switched on, weighted: ``velocity_tv`` and
@@ -201,7 +199,7 @@ class VelocityNet(nn.Module):
             return {}
         z0, dz = self.grid[1], self.grid[3]
         node_z = z0 + dz * torch.arange(self.nodes.shape[0], device=self.nodes.device)
-        below = self.nodes[node_z >= o.water_depth] if o.water_depth > 0 else self.nodes
+        below = self.nodes[node_z >= self.water_depth] if self.water_depth > 0 else self.nodes
         delta = o.max_perturbation * torch.tanh(below)
         out = {}
         if o.smoothness:

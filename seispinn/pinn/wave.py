@@ -1,6 +1,6 @@
 """The 2D acoustic wave-equation PINN: scaling, wavefield network, source, residual.
 
-Physics (METHOD.md §3, Deepwave's sign convention)::
+Physics (docs/method.md, Deepwave's sign convention)::
 
     ∇²u − u_tt / c² = s      ⇔      r = u_tt − c² (∇²u − s) = 0
     s(x, z, t) = f(t) · g_σ(x − x_s, z − z_s)
@@ -24,6 +24,7 @@ from seispinn.pinn.derivatives import mlp_jet
 from seispinn.pinn.networks import MLP
 
 __all__ = [
+    "NetworkOptions",
     "Scales",
     "WavefieldNet",
     "wave_residual",
@@ -32,6 +33,33 @@ __all__ = [
     "gaussian_source_density",
     "scattered_residual",
 ]
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """The wavefield network (the ``[network]`` section; see :class:`WavefieldNet`).
+
+    Attributes:
+        width, depth, activation, fourier_features, fourier_scale: the MLP.
+        exact_ic: ``u = t̂²·N`` so that ``u = u_t = 0`` at ``t = 0`` exactly; without
+            it a soft initial-condition term is added.
+        shots: ``'shared'`` (one network, the source's x as a 4th input) or
+            ``'per_shot'`` (one network per shot).
+    """
+
+    width: int = 64
+    depth: int = 3
+    activation: str = "tanh"
+    fourier_features: int | None = None
+    fourier_scale: float = 1.0
+    exact_ic: bool = True
+    shots: str = "shared"
+
+    def __post_init__(self) -> None:
+        if self.shots not in ("shared", "per_shot"):
+            raise ValueError(f"shots must be 'shared' or 'per_shot', got {self.shots!r}")
+        if self.width < 1 or self.depth < 1:
+            raise ValueError(f"width and depth must be >= 1, got {self.width}, {self.depth}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +103,7 @@ class WavefieldNet(nn.Module):
 
     With ``exact_ic`` the factor ``τ(t̂) = t̂²`` makes ``u = u_t = 0`` at ``t = 0``
     by construction; that closes the residual's null space ``h(x,z)·(a + b t)``
-    (``∇²h = 0``) that a soft initial condition lets in (notes: 0.23 vs 0.71 error).
+    (``∇²h = 0``) that a soft initial condition lets in (docs/method.md).
 
     Args:
         scales: physical <-> network units.

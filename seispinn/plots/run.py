@@ -1,6 +1,6 @@
 """All figures of a run folder, as PNGs (``seispinn plot run`` / ``plot gamma``).
 
-Reads the folder through :class:`~seispinn.diagnostics.runfolder.RunFolder`;
+Reads the folder through :class:`~seispinn.diagnostics.results.RunFolder`;
 parts a run does not have (models for a forward run, γ for FWI) are skipped.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from seispinn.diagnostics.runfolder import RunFolder
+from seispinn.diagnostics.results import RunFolder
 from seispinn.errors import SeispinnError
 from seispinn.plots.curriculum import (
     curriculum_figure,

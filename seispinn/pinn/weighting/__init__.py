@@ -126,10 +126,19 @@ def strategy_options(holder: object, name: str) -> object | None:
 
 @dataclass(frozen=True)
 class WeightingOptions:
-    """Per-point weighting of a PDE term (see docs/weighting.md): which strategy, its
-    options, and optional causal weighting on top. In a TOML config the section is
-    ``[weighting]`` with nested tables ``[weighting.sa]``, ``[weighting.gradnorm]``,
-    ``[weighting.rba]``; a strategy's table matters only when it is the one chosen.
+    """Per-point weighting of a wave PINN's PDE term (see docs/weighting.md): which
+    strategy, its options, and optional causal weighting on top. In a TOML config the
+    section is ``[weighting]`` with nested tables ``[weighting.sa]``,
+    ``[weighting.gradnorm]``, ``[weighting.rba]``; a strategy's table matters only
+    when it is the one chosen.
+
+    The defaults are the inversion's measured recipe: SA with the bounded ascent at
+    1e-3 (a tenth of the ascent's own default, which piles the mask onto the
+    worst-fitted points of a scattered field) and grad-norm refreshed every 50 steps.
+    That rate is the bounded ascent's: a config that picks another ascent in
+    ``[weighting.sa]`` keeps it unless it gives its own ``lr``. The 1D race takes
+    each strategy's own defaults; the forward PINN's recipe is
+    SA with Adam ascent (:data:`seispinn.experiments.forward.FORWARD_RECIPE`).
 
     Attributes:
         name: the strategy, one of :data:`STRATEGIES` (``uniform``, ``gradnorm``,
@@ -153,8 +162,8 @@ class WeightingOptions:
     name: str = field(default="sa", metadata={"choices": STRATEGIES, "what": "strategy"})
     causal_eps: float = 0.0
     causal_bins: int = 16
-    sa: SAOptions = field(default_factory=SAOptions)
-    gradnorm: GradNormOptions = field(default_factory=GradNormOptions)
+    sa: SAOptions = field(default_factory=lambda: SAOptions(lr=1e-3))
+    gradnorm: GradNormOptions = field(default_factory=lambda: GradNormOptions(every=50))
     rba: RBAOptions = field(default_factory=RBAOptions)
     mask_velocity: bool = True
 

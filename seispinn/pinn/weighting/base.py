@@ -63,6 +63,9 @@ class PointWeighting(nn.Module):
     #: False for strategies whose update normalises over the batch (a rank sees
     #: only its share of it): they cannot train across processes.
     shardable: ClassVar[bool] = True
+    #: True for strategies whose update re-evaluates per-point losses (a step then
+    #: passes :class:`PointLoss` to :meth:`update`).
+    needs_point_loss: ClassVar[bool] = False
 
     def __init__(self, n_points: int) -> None:
         super().__init__()
@@ -124,8 +127,10 @@ class PointWeighting(nn.Module):
         """Resume adapting the weights."""
         self.frozen = False
 
-    def relative_weights(self, ids: Tensor | None = None) -> Tensor:
-        """``[B]`` weights divided by their mean over ``ids`` (all points if None), detached."""
+    def gamma(self, ids: Tensor | None = None) -> Tensor:
+        """γ ``[B]``: the weights of ``ids`` divided by their mean over ``ids`` (all
+        points if None), detached. γ is what every report, snapshot and figure shows:
+        1 everywhere is uniform weighting."""
         ids = self.all_ids() if ids is None else ids
         w = self.weights(ids).detach()
         return w / w.mean().clamp_min(torch.finfo(w.dtype).tiny)

@@ -71,11 +71,12 @@ class GradNormWeights(PointWeighting):
 
     Over-correction: a point whose gradient is ~0 (residual already ~0, or
     numerical noise) gets ŵ → mean g / ε. :meth:`diagnostics` shows it:
-    ``clipped_high_fraction``, ``target_max`` and ``small_grad_relative_weight``.
+    ``clipped_high_fraction``, ``target_max`` and ``small_grad_gamma``.
     """
 
     name = "gradnorm"
     shardable = False
+    needs_point_loss = True
 
     def __init__(self, n_points: int, options: GradNormOptions | None = None) -> None:
         super().__init__(n_points)
@@ -134,7 +135,7 @@ class GradNormWeights(PointWeighting):
 
         ``refreshes``; ``clipped_high_fraction``/``clipped_low_fraction``: share of
         points whose last target hit ``w_max``/``w_min``; ``target_max``: largest
-        unclipped target; ``grad_norm_min_over_mean``; ``small_grad_relative_weight``:
+        unclipped target; ``grad_norm_min_over_mean``; ``small_grad_gamma``:
         mean w/mean(w) on the 10 % of points with the smallest g.
         """
         ids = self.all_ids() if ids is None else ids
@@ -144,7 +145,7 @@ class GradNormWeights(PointWeighting):
         seen = ~torch.isnan(g)
         if not bool(seen.any()):
             return out
-        rel = self.relative_weights(ids).double()[seen]
+        rel = self.gamma(ids).double()[seen]
         g, target = g[seen], target[seen]
         o = self.options
         out["clipped_high_fraction"] = float((target >= o.w_max).double().mean())
@@ -153,5 +154,5 @@ class GradNormWeights(PointWeighting):
         out["grad_norm_min_over_mean"] = float(g.min() / g.mean().clamp_min(1e-300))
         n_small = max(1, g.numel() // 10)
         smallest = torch.argsort(g)[:n_small]
-        out["small_grad_relative_weight"] = float(rel[smallest].mean())
+        out["small_grad_gamma"] = float(rel[smallest].mean())
         return out

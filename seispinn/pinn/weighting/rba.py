@@ -1,5 +1,5 @@
 """Residual-based attention (RBA, Anagnostopoulos et al. 2024), gradient-free:
-``λ_i ← γ λ_i + η |r_i| / max_j |r_j|``, ``w_i ∝ λ_i^p``."""
+``λ_i ← β λ_i + η |r_i| / max_j |r_j|`` (β the decay), ``w_i ∝ λ_i^p``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class RBAOptions:
     """Residual-based attention options (Anagnostopoulos et al. 2024).
 
     Attributes:
-        gamma: decay γ of ``λ ← γ λ + η |r| / max|r|``; λ saturates at η / (1 − γ).
+        decay: β of ``λ ← β λ + η |r| / max|r|``; λ saturates at η / (1 − β).
         eta: step η.
         init: initial λ (the paper's 0; with ``normalise`` all-equal λ means uniform).
         power: weights are ``λ^power`` (2: the paper's loss ``(λ_i r_i)²``).
@@ -28,24 +28,24 @@ class RBAOptions:
             the scale of a uniform one (the optimiser's step size stays meaningful).
     """
 
-    gamma: float = 0.999
+    decay: float = 0.999
     eta: float = 0.01
     init: float = 0.0
     power: float = 2.0
     normalise: bool = True
 
     def __post_init__(self) -> None:
-        if not (0 <= self.gamma < 1 and self.eta > 0 and self.init >= 0 and self.power > 0):
+        if not (0 <= self.decay < 1 and self.eta > 0 and self.init >= 0 and self.power > 0):
             raise ConfigError(
-                f"RBA needs 0 <= gamma < 1, eta > 0, init >= 0, power > 0, got "
-                f"{self.gamma}, {self.eta}, {self.init}, {self.power}"
+                f"RBA needs 0 <= decay < 1, eta > 0, init >= 0, power > 0, got "
+                f"{self.decay}, {self.eta}, {self.init}, {self.power}"
             )
 
 
 class ResidualBasedAttention(PointWeighting):
     """Residual-based attention (RBA, Anagnostopoulos et al. 2024), gradient-free.
 
-    After each step, for the batch: ``λ_i ← γ λ_i + η |r_i| / max_j |r_j|``
+    After each step, for the batch: ``λ_i ← β λ_i + η |r_i| / max_j |r_j|``
     (max over the batch); weights ``w_i = λ_i^p``, divided by their mean over all
     points when ``normalise`` (an all-zero λ then means uniform weights). λ is a
     ``[n_points]`` buffer indexed by point id.
@@ -79,7 +79,7 @@ class ResidualBasedAttention(PointWeighting):
         if peak <= 0:
             return
         o = self.options
-        self.lam[ids] = o.gamma * self.lam[ids] + o.eta * r / peak
+        self.lam[ids] = o.decay * self.lam[ids] + o.eta * r / peak
 
     def admit(self, ids: Tensor) -> None:
         _check_ids(ids, self.n_points)

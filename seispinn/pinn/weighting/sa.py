@@ -187,7 +187,7 @@ class SelfAdaptiveMask(PointWeighting):
     ``λ`` is a ``[n_points]`` buffer indexed by point id. θ descends the loss
     ``mean_i m(λ_i) r_i²`` and :meth:`update` ascends λ of the batch's points
     (see the module docstring for the ascents). :meth:`freeze` stops λ (e.g. for
-    an L-BFGS stage). Report ``γ / mean(γ)`` (:meth:`relative_weights`), not γ.
+    an L-BFGS stage). Report ``γ / mean(γ)`` (:meth:`gamma`), not γ.
     """
 
     name = "sa"
