@@ -1,6 +1,6 @@
 """The demo's recipe on crops of the real Marmousi2 that no example uses.
 
-    python benchmarks/pinn_crops.py [--marmousi PATH] [--crops 4000,500 9000,500]
+    python benchmarks/pinn_crops.py --marmousi PATH [--crops 4000,500 9000,500]
         [--weightings uniform,sa] [--seeds 0] [--out runs/crops] [--set KEY=VALUE ...]
 
 Each crop is 600 m × 400 m at 10 m from (x0, z0), with the demo's geometry moved
@@ -9,7 +9,8 @@ eight wells of 8 receivers), simulated with Deepwave (σ = 40 m, 5 Hz, 0.4 s) an
 inverted from the truth smoothed over 60 m by ``seispinn compare`` with
 ``examples/demo.toml`` (no water layer: the crops lie below the sea
 floor) and the conventional FWI baseline. Prints one table per crop and writes
-the reports under ``--out``. Needs ``../shared/external`` (not shipped).
+the reports under ``--out``. Needs the Marmousi2 velocity file (vp_marmousi-ii.segy.gz,
+1.25 m grid, km/s; distributed by the SEG, not shipped here).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from seispinn.io import read_velocity, write_shots, write_velocity
 from seispinn.modelling.simulate import ModellingOptions, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT.parent / "shared/external/marmousi2/vp_marmousi-ii.segy.gz"
 
 
 def crop_data(full, x0: float, z0: float, out: Path) -> tuple[Path, Path]:
@@ -55,7 +55,7 @@ def crop_data(full, x0: float, z0: float, out: Path) -> tuple[Path, Path]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--marmousi", type=Path, default=DEFAULT)
+    p.add_argument("--marmousi", type=Path, required=True, help="vp_marmousi-ii.segy.gz")
     p.add_argument("--crops", nargs="+", default=["4000,500", "9000,500"], help="x0,z0 (m)")
     p.add_argument("--weightings", default="uniform,sa")
     p.add_argument("--seeds", default="0")
@@ -63,7 +63,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = p.parse_args()
     if not args.marmousi.is_file():
-        raise SystemExit(f"{args.marmousi}: no such file (../shared/external is not shipped)")
+        raise SystemExit(f"{args.marmousi}: no such file (the Marmousi2 model is not shipped)")
     full = read_velocity(args.marmousi, dx=1.25, dz=1.25, units="km/s")
     for crop in args.crops:
         x0, z0 = (float(v) for v in crop.split(","))

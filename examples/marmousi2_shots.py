@@ -1,6 +1,9 @@
 """Simulate shots over a crop of the real Marmousi2 model (not shipped).
 
-    python examples/marmousi2_shots.py [PATH/vp_marmousi-ii.segy.gz] [--out out/marmousi2]
+    python examples/marmousi2_shots.py PATH/vp_marmousi-ii.segy.gz [--out out/marmousi2]
+
+The Marmousi2 P-wave velocity file (vp_marmousi-ii.segy.gz, 1.25 m grid, km/s) is
+distributed by the SEG / the Allied Geophysical Laboratories; it is not shipped here.
 
 The file has no usable spacing in its headers and stores km/s, so both are
 stated. Prints the load and modelling times and writes the gathers (SEG-Y) and
@@ -18,12 +21,10 @@ from seispinn.io import read_velocity, write_shots, write_velocity
 from seispinn.modelling.simulate import ModellingOptions, simulate
 from seispinn.plots.seismic import model_and_gathers_figure
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared/external/marmousi2/vp_marmousi-ii.segy.gz"
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("path", nargs="?", type=Path, default=DEFAULT)
+    p.add_argument("path", type=Path, help="vp_marmousi-ii.segy.gz")
     p.add_argument("--out", type=Path, default=Path("out/marmousi2"))
     args = p.parse_args()
     t0 = time.perf_counter()

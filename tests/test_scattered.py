@@ -19,11 +19,12 @@ from seispinn.modelling.simulate import (
     ModellingOptions,
     acquisition_from_gathers,
     predicted_gathers,
+    second_time_derivative,
     simulate,
     wavefield_snapshots,
 )
 from seispinn.models import ModelPrior, gaussian_anomaly, homogeneous, layered
-from seispinn.pinn.background import Background, second_time_derivative
+from seispinn.pinn.background import Background
 from seispinn.pinn.collocation import CollocationOptions
 from seispinn.pinn.formulations import PhysicsOptions
 from seispinn.pinn.wave import scattered_residual

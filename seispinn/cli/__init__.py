@@ -18,7 +18,18 @@ from seispinn.errors import SeispinnError
 __all__ = ["main"]
 
 # Subcommand modules, in the order `seispinn --help` lists them.
-_COMMANDS = ("info", "simulate", "race", "forward", "invert", "fwi", "compare", "plot", "demo")
+_COMMANDS = (
+    "info",
+    "simulate",
+    "race",
+    "forward",
+    "invert",
+    "fwi",
+    "wri",
+    "compare",
+    "plot",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

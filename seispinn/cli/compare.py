@@ -46,7 +46,11 @@ def add_compare_arguments(
         help="comma-separated PINN formulations to run each weighting in (total, "
         "scattered; default: the config's [physics] formulation)",
     )
-    p.add_argument("--baseline", choices=["fwi"], help="add a conventional FWI baseline")
+    p.add_argument(
+        "--baseline",
+        help="comma-separated finite-difference baselines to add: fwi (conventional FWI), "
+        "wri (wavefield-reconstruction inversion)",
+    )
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--steps", type=int, help="override [training] steps")
     p.add_argument("--out", type=Path, default=out, help="report folder")

@@ -152,7 +152,7 @@ def load_gamma_series(run_dir: str | Path) -> list[GammaSnapshot]:
 
 def source_region(snap: GammaSnapshot) -> np.ndarray:
     """``[N]`` bool: within ``source_radius`` of the point's own shot's source while
-    the wavelet is active (METHOD §4)."""
+    the wavelet is active (docs/method.md, Measures)."""
     src = snap.sources[np.clip(snap.shot, 0, len(snap.sources) - 1)]
     r2 = ((snap.points[:, :2] - src) ** 2).sum(axis=1)
     return (r2 <= snap.source_radius**2) & (snap.points[:, 2] <= snap.active_until)
@@ -169,7 +169,7 @@ def residual_ratio(snap: GammaSnapshot) -> float:
 
 
 def source_measures(snap: GammaSnapshot) -> dict[str, float]:
-    """METHOD §4 at one snapshot: RMS |r| in the source region and elsewhere, their
+    """The source-region measures at one snapshot: RMS |r| in the source region and elsewhere, their
     ratio, the γ enrichment there, the share of points there, the rank
     correlation of γ with |r| over all points (NaN for a uniform mask) and γ's
     effective share of the points (1 for a uniform mask)."""
@@ -250,7 +250,7 @@ def bin_points(
 
 def curriculum(series: list[GammaSnapshot]) -> dict[str, list[float]]:
     """The automatic curriculum as numbers, one entry per snapshot: ``step``,
-    ``enrichment`` (γ in the source region, METHOD §4), ``residual_ratio`` (source
+    ``enrichment`` (γ in the source region), ``residual_ratio`` (source
     region ÷ elsewhere), ``rank_correlation`` (γ with |r|), ``effective_share`` (the
     share of points γ keeps), ``gamma_max`` and ``gamma_p99`` (of γ/mean γ)."""
     keys = (

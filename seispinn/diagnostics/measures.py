@@ -1,4 +1,4 @@
-"""The measures everyone reports the same way (METHOD.md §4), in one place.
+"""The measures everyone reports the same way (docs/method.md, Measures), in one place.
 
 Plain functions on arrays (numpy arrays, or torch tensors, which are moved to the
 CPU): relative L2, RMS inside and outside a region, γ enrichment, the rank

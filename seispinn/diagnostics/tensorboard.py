@@ -2,7 +2,7 @@
 
 A :class:`TensorBoardLog` writes, into one event folder per run: every history
 record's numbers (loss terms, term weights, learning rates, the weighting's
-statistics: γ max/mean/spread, λ), and at every γ snapshot the METHOD §4 measures
+statistics: γ max/mean/spread, λ), and at every γ snapshot the measures of docs/method.md
 (γ enrichment, γ–|residual| rank correlation, γ's effective share of the points,
 source ÷ elsewhere residual), γ binned over (x, z) in four time windows as an
 image, and whatever the run adds (an inversion: its velocity as an image and its

@@ -1,6 +1,7 @@
 """The comparison workflow: one inversion per weighting (same data, start model,
-network initialisation, steps and seeds), optionally a conventional-FWI baseline
-on the same data, and a report folder.
+network initialisation, steps and seeds), optionally the finite-difference
+baselines (conventional FWI, wavefield-reconstruction inversion) on the same data, and
+a report folder.
 
 Report folder::
 
@@ -8,8 +9,8 @@ Report folder::
     metrics.json/.csv    one row per run (and one for the starting model)
     observed.sgy true.sgy (synthetic data)  start.sgy
     runs/[<formulation>-]<weighting>_seed<k>/   PINN run folders (experiments.invert)
-    runs/fwi/            inverted.sgy, predicted.sgy, history.json (per evaluation),
-                         bands.json (misfit and error per band), fwi.png, metrics.json
+    runs/fwi/, runs/wri/ inverted.sgy, predicted.sgy, history.json (per evaluation),
+                         bands.json (misfit and error per band), <name>.png, metrics.json
     runs/*/row.json      the run's row of the table, written when the run is done
     figures/             velocity, gathers, losses, curriculum, γ per run
 
@@ -41,13 +42,14 @@ from seispinn.diagnostics.gamma import curriculum, load_gamma_series
 from seispinn.diagnostics.results import RunFolder
 from seispinn.diagnostics.scoring import illuminated_part, model_scores
 from seispinn.errors import ConfigError
-from seispinn.experiments.fwi import run_fwi
+from seispinn.experiments.baseline import run_baseline
 from seispinn.experiments.invert import InvertConfig, check_memory, invert
 from seispinn.experiments.resume import check_resumable, check_same_settings
 from seispinn.experiments.run import resume_folder, round_folder
 from seispinn.inputs import InversionInputs, holdout_mask, planned_inputs, prepare_inputs
 from seispinn.io import read_velocity, write_velocity
 from seispinn.io.runfolder import load_checkpoint, write_json_atomic, write_text_atomic
+from seispinn.modelling.baselines import BASELINES, baseline_names
 from seispinn.models import VelocityModel
 from seispinn.pinn.formulations import FORMULATIONS
 from seispinn.pinn.weighting import STRATEGIES
@@ -60,7 +62,7 @@ from seispinn.plots.inversion import (
 
 __all__ = ["COLUMNS", "CompareReport", "compare", "write_table", "markdown_table"]
 
-#: The table's columns, in order (METHOD §4 measures, then cost).
+#: The table's columns, in order (measures of docs/method.md, then cost).
 COLUMNS = (
     "method",
     "seed",
@@ -102,19 +104,33 @@ def _start_row(inputs: InversionInputs, held: np.ndarray, illuminated: np.ndarra
     return _row("start", "", start, 0, 0.0)
 
 
-def _run_fwi(
+def _baseline_run(
+    name: str,
     inputs: InversionInputs,
     config: InvertConfig,
     held: np.ndarray,
     illuminated: np.ndarray | None,
     run_dir: Path,
+    resume: bool,
     progress: bool,
     device: str | None,
 ) -> tuple[dict, VelocityModel]:
-    metrics, model = run_fwi(
-        inputs, config.fwi, held, illuminated, run_dir, progress=progress, device=device
+    """A baseline's row: kept from ``run_dir`` when done before (``resume``), else run
+    and its ``row.json`` written."""
+    kept = _done(run_dir, inputs.start, None) if resume else None
+    if kept is not None:
+        if progress:
+            print(f"[compare] {name}: done before, kept", flush=True)
+        return kept
+    options = getattr(config, name)
+    if progress:
+        stages = ", ".join(f"{f:g}" if f else "full" for f in options.stages(inputs.source.freq))
+        print(f"[compare] {name}: stages {stages} (Hz low-pass corners)", flush=True)
+    (run_dir / "row.json").unlink(missing_ok=True)
+    metrics, model = run_baseline(
+        name, inputs, options, held, illuminated, run_dir, progress=progress, device=device
     )
-    row = _row("fwi", "", metrics, metrics["evaluations"], metrics["train_seconds"])
+    row = _row(name, "", metrics, metrics["evaluations"], metrics["train_seconds"])
     write_text_atomic(run_dir / "row.json", json.dumps(row))
     return row, model
 
@@ -188,7 +204,7 @@ def compare(
     weightings: Sequence[str],
     out: str | Path,
     *,
-    baseline: str | None = None,
+    baseline: str | Sequence[str] | None = None,
     seeds: Sequence[int] = (0,),
     device: str | None = None,
     progress: bool = True,
@@ -196,15 +212,15 @@ def compare(
     resume: bool = False,
 ) -> CompareReport:
     """Run the inversion of ``config`` once per formulation, weighting and seed (and
-    the FWI baseline once, ``baseline='fwi'``) on the same inputs; write the report
+    each finite-difference baseline once, ``baseline='fwi,wri'``) on the same inputs;
+    write the report
     folder. ``formulations`` (``'total'``, ``'scattered'``; default: the config's)
     label each row ``formulation/weighting`` when given. ``resume``: keep the runs of
     ``out`` that are done and continue the interrupted ones from their checkpoints
-    (the settings must be ``out``'s; weightings, seeds and the baseline may differ).
+    (the settings must be ``out``'s; weightings, seeds and the baselines may differ).
     A continued run's wall time adds the training time its checkpoints record."""
     variants = _variants(config, weightings, formulations)
-    if baseline not in (None, "fwi"):
-        raise ConfigError(f"baseline: only 'fwi' is known, got {baseline!r}")
+    baselines = baseline_names(baseline)
     if config.data.survey:
         # Every run sized on the survey's shapes before anything is simulated or
         # written: a refused comparison costs seconds, not the data.
@@ -235,21 +251,12 @@ def compare(
                 method, label, cfg, inputs, illuminated, run_dir, resume, device, progress
             )
             rows.append(row)
-    if baseline == "fwi":
-        run_dirs["fwi"] = run_dir = out / "runs" / "fwi"
-        kept = _done(run_dir, inputs.start, None) if resume else None
-        if kept is None:
-            if progress:
-                stages = ", ".join(
-                    f"{f:g}" if f else "full" for f in config.fwi.stages(inputs.source.freq)
-                )
-                print(f"[compare] fwi: stages {stages} (Hz low-pass corners)", flush=True)
-            (run_dir / "row.json").unlink(missing_ok=True)
-            kept = _run_fwi(inputs, config, held, illuminated, run_dir, progress, device)
-        elif progress:
-            print("[compare] fwi: done before, kept", flush=True)
-        rows.append(kept[0])
-        models["fwi"] = kept[1]
+    for name in baselines:
+        run_dirs[name] = run_dir = out / "runs" / name
+        row, models[name] = _baseline_run(
+            name, inputs, config, held, illuminated, run_dir, resume, progress, device
+        )
+        rows.append(row)
     report = CompareReport(rows, out, models)
     write_table(rows, out)
     _figures(report, inputs, held, run_dirs)
@@ -368,7 +375,7 @@ def _figures(
     if predicted:
         fig = gather_comparison_figure(inputs.gathers, predicted, 0, held_out=held)
         fig.savefig(fig_dir / "gathers.png", dpi=110)
-    pinn = {k: d for k, d in run_dirs.items() if k != "fwi"}
+    pinn = {k: d for k, d in run_dirs.items() if k not in BASELINES}
     histories = {k: RunFolder(d).history() for k, d in pinn.items()}
     loss_curves_figure(histories).savefig(fig_dir / "losses.png", dpi=110)
     curriculum_figure(pinn).savefig(fig_dir / "curriculum.png", dpi=110)
@@ -383,7 +390,7 @@ def _markdown(
     run_dirs: dict[str, Path],
     variants: list[tuple[str, InvertConfig]],
 ) -> None:
-    pinn = [k for k in run_dirs if k != "fwi"]
+    pinn = [k for k in run_dirs if k not in BASELINES]
     forms = sorted({cfg.physics.formulation for _, cfg in variants})
     names = sorted({cfg.weighting.name for _, cfg in variants})
     lines = [
@@ -393,12 +400,12 @@ def _markdown(
         f"{config.training.steps * config.physics.rounds} PINN steps per run"
         f" ({config.physics.rounds} round(s) of {config.training.steps}); "
         f"PINN formulation(s) {', '.join(forms)}; per-point weightings {', '.join(names)}"
-        + (
-            "; conventional FWI baseline (Deepwave, multiscale preconditioned L-BFGS, "
-            "see runs/fwi/bands.json and runs/fwi/fwi.png)."
-            if "fwi" in run_dirs
-            else "."
-        ),
+        + "".join(
+            f"; {BASELINES[k].title} with Deepwave (runs/{k}/bands.json, runs/{k}/{k}.png)"
+            for k in run_dirs
+            if k in BASELINES
+        )
+        + ".",
         "",
         "Velocity errors are relative L2 and RMSE (m/s) against the true model, over the "
         "whole model and over its illuminated part; `heldout_misfit` is the relative L2 "
@@ -407,7 +414,7 @@ def _markdown(
         "wavelet ÷ elsewhere, `gamma_enrichment` the share of the mask there ÷ the share "
         "of points, `gamma_rank_correlation` the Spearman correlation of γ with |residual| "
         "over the collocation points (an SA mask that does not follow its residual is not "
-        "self-adaptive; METHOD §4), `gamma_effective_share` the share of the points the "
+        "self-adaptive), `gamma_effective_share` the share of the points the "
         "mask effectively keeps the PDE on, (Σγ)²/(N Σγ²): 1 for uniform weights, near 0 "
         "for a mask that balances the source region by switching the PDE off elsewhere.",
         "",

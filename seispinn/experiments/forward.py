@@ -99,7 +99,7 @@ class DomainConfig:
 @dataclass(frozen=True)
 class ReferenceConfig:
     """Deepwave reference: grid spacing (m), time step (s), snapshot times (s), and the
-    radius (m) of the source region for the residual measures (METHOD §4)."""
+    radius (m) of the source region for the residual measures (docs/method.md, Measures)."""
 
     dx: float = 5.0
     dt: float = 0.0005

@@ -55,13 +55,17 @@ from seispinn.inputs import (
 from seispinn.io.runfolder import write_run_outputs
 from seispinn.memory import PINN_KNOBS, MemoryEstimate, check_fits, point_parts, problem_memory
 from seispinn.modelling.fwi import FWIOptions
+from seispinn.modelling.wri import WRIOptions
 from seispinn.models import VelocityModel
+from seispinn.pinn.closed_form import ClosedFormUpdate
 from seispinn.pinn.collocation import Box, CollocationOptions
 from seispinn.pinn.distributed import barrier, is_main
 from seispinn.pinn.formulations import PhysicsOptions
+from seispinn.pinn.gate import CausalGate
 from seispinn.pinn.problem import Shots, TraceSamples, WaveProblem
+from seispinn.pinn.seeding import reconstructed_samples
 from seispinn.pinn.training import TrainOptions
-from seispinn.pinn.velocity import VelocityNet, VelocityNetOptions
+from seispinn.pinn.velocity import GridVelocity, VelocityNet, VelocityNetOptions
 from seispinn.pinn.wave import NetworkOptions
 from seispinn.pinn.weighting import WeightingOptions
 
@@ -102,8 +106,9 @@ class InvertConfig:
     network, a velocity on a 40 m grid within ±30 % of the start, 8,000 points in
     batches of 1,024, SA masks by the bounded ascent at 1e-3, 4 rounds of 3,000 Adam
     steps (2e-3 → 1e-4) with the velocity frozen for each round's first 1,000 and the
-    data term ×10⁵. ``data`` defaults to the shipped demo crop; ``fwi`` holds the
-    conventional-FWI baseline's settings (``seispinn fwi``, ``compare --baseline``)."""
+    data term ×10⁵. ``data`` defaults to the shipped demo crop; ``fwi`` and ``wri``
+    hold the finite-difference baselines' settings (``seispinn fwi``, ``seispinn wri``,
+    ``compare --baseline fwi,wri``)."""
 
     data: DataConfig = field(default_factory=_demo_data)
     source: Source = field(default_factory=lambda: Source(40.0, 5.0, 0.24))
@@ -113,6 +118,7 @@ class InvertConfig:
     collocation: CollocationOptions = field(default_factory=CollocationOptions)
     weighting: WeightingOptions = field(default_factory=WeightingOptions)
     fwi: FWIOptions = field(default_factory=FWIOptions)
+    wri: WRIOptions = field(default_factory=WRIOptions)
     training: TrainOptions = field(
         default_factory=lambda: TrainOptions(
             steps=3000,
@@ -135,6 +141,7 @@ _SECTIONS: dict[str, type] = {
     "collocation": CollocationOptions,
     "weighting": WeightingOptions,
     "fwi": FWIOptions,
+    "wri": WRIOptions,
     "training": TrainOptions,
 }
 
@@ -152,6 +159,15 @@ def load_invert_config(
     where = str(path or "config")
     check_training(config.training, ("wavefield", "velocity"), where)
     formulation = config.physics.formulation_class
+    p = config.physics
+    if (p.seed_steps or p.causal or config.velocity.update == "closed_form") and (
+        formulation.name != "scattered"
+    ):
+        raise ConfigError(
+            f"{where}: [physics] seed_steps and causal, and [velocity] update = "
+            "'closed_form', work on the scattered field's background: they need "
+            "[physics] formulation = 'scattered'"
+        )
     if config.collocation.wavefront_fraction and not formulation.has_wavefronts:
         raise ConfigError(
             f"{where}: [collocation] wavefront_fraction draws points along a background "
@@ -233,12 +249,21 @@ def inversion_problem(
     )
     bounds = inputs.bounds if bounds is None else bounds
     real = g.receiver_mask
+    seed_field = None
+    if config.physics.seed_steps and not sizing:
+        seed_field = reconstructed_samples(start, inputs, use, t_max, config.wri)
+
+    def make_velocity(scales):
+        if config.velocity.update == "closed_form":  # fixed in the round: a reconstruction
+            return GridVelocity(start)
+        return VelocityNet(
+            scales, start, config.velocity, bounds=bounds, water_depth=prior.water_depth
+        )
+
     return WaveProblem(
         box=box,
         shots=Shots(tuple(g.source_x.tolist()), tuple(g.source_z.tolist()), src),
-        make_velocity=lambda scales: VelocityNet(
-            scales, start, config.velocity, bounds=bounds, water_depth=prior.water_depth
-        ),
+        make_velocity=make_velocity,
         formulation=formulation,
         network=config.network,
         collocation=config.collocation,
@@ -252,6 +277,11 @@ def inversion_problem(
         receivers=np.unique(np.stack([g.receiver_x[real], g.receiver_z[real]], 1), axis=0),
         data_reference=float(np.mean(observed.astype(np.float64) ** 2)),
         amplitude_ratio=max(ratio, MIN_AMPLITUDE_RATIO),
+        seed_field=seed_field,
+        seed_steps=config.physics.seed_steps,
+        gate=CausalGate(g.source_x.tolist(), g.source_z.tolist(), src, bounds[1])
+        if config.physics.causal
+        else None,
     )
 
 
@@ -296,6 +326,36 @@ def _velocity_extras(inputs: InversionInputs) -> SnapshotExtras:
     return extras
 
 
+def _round_training(config: InvertConfig) -> TrainOptions:
+    """The training of a round: with a closed-form velocity only the wavefield trains,
+    so the velocity's entries of ``frozen_until``, ``lr_scale`` and ``alternate`` go."""
+    t = config.training
+    if config.velocity.update != "closed_form":
+        return t
+    keep = {
+        key: {k: v for k, v in getattr(t, key).items() if k != "velocity"}
+        for key in ("frozen_until", "lr_scale")
+    }
+    return dataclasses.replace(t, alternate={}, **keep)
+
+
+def _closed_form_update(config: InvertConfig, inputs: InversionInputs) -> ClosedFormUpdate | None:
+    """The round-to-round velocity update of a closed-form inversion (None: joint)."""
+    if config.velocity.update != "closed_form":
+        return None
+    o = config.velocity.closed_form
+    use = ~holdout_mask(inputs.gathers, config.data.holdout_every) & inputs.gathers.receiver_mask
+    return ClosedFormUpdate(
+        inputs,
+        use,
+        smoothing=o.smoothing,
+        stabilise=o.stabilise,
+        first_change=o.first_change,
+        max_change=o.max_change,
+        stride=o.stride,
+    )
+
+
 #: The comparison table's names for the run header's source-region measures.
 _REPORTED = {
     "gamma_enrichment": "enrichment",
@@ -330,10 +390,11 @@ def invert(
         here = dataclasses.replace(inputs, start=start)
         return inversion_problem(config, here, dev, bounds=bounds)
 
+    update = _closed_form_update(config, inputs)
     run, model = run_rounds(
         build,
         inputs.start,
-        config.training,
+        _round_training(config),
         config.physics.rounds,
         config.weighting.name,
         stored=stored_estimate(config, inputs.gathers, inputs.start),
@@ -342,12 +403,15 @@ def invert(
         resume=resume,
         device=device,
         snapshot_extras=_velocity_extras(inputs),
+        next_model=update,
     )
     held = holdout_mask(inputs.gathers, config.data.holdout_every)
     if run.final is None:  # not rank 0: rank 0 scores and writes
         return InversionResult(model, {}, run.history, run.problem, held)
     metrics = dict(run.metrics)
     metrics.update({name: metrics[key] for name, key in _REPORTED.items()})
+    if update is not None:
+        metrics["velocity_updates"] = update.history
     predicted = None
     if score_heldout:
         if illuminated is None and inputs.true is not None:

@@ -6,7 +6,7 @@ for the same number of full-batch Adam steps, over several seeds. Each run is a
 :class:`RegressionProblem` trained by the wave PINN's own loop,
 :func:`seispinn.pinn.training.train` (Adam for θ, the weighting's ascent optimiser
 for SA's λ, its per-point update hook, an optional L-BFGS stage). The per-point
-residual is ``r_i = u(x_i) − u*(x_i)``. Measured (METHOD.md §2, §4):
+residual is ``r_i = u(x_i) − u*(x_i)``. Measured (docs/method.md, Measures):
 
 - RMS residual at the training points inside the central band ``|x| <= band``
   and outside it, and their ratio (centre / outer);

@@ -258,11 +258,13 @@ def run_rounds(
     resume: bool = False,
     device: str | None = None,
     snapshot_extras: SnapshotExtras | None = None,
+    next_model: Callable[[WaveProblem], VelocityModel] | None = None,
 ) -> tuple[PINNRun, VelocityModel]:
     """Train ``rounds`` rounds of ``training.steps`` steps, round k's problem built by
     ``build(model, device)`` from the velocity ``[nz, nx]`` (m/s, on ``start``'s grid)
     the round before ended at (round 0: ``start``); return the last round's run, with
-    the rounds' histories and train times joined, and the final model.
+    the rounds' histories and train times joined, and the final model. A round ends at
+    ``next_model(problem)`` (default: the problem's velocity on ``start``'s grid).
 
     With several rounds, round k trains in ``run_dir/round{k}`` (its checkpoint and
     history) and marks itself done with ``velocity.npy``; γ snapshots of every round
@@ -297,7 +299,9 @@ def run_rounds(
             tensorboard_dir=run_dir / "tensorboard" if run_dir is not None else None,
             snapshot_extras=snapshot_extras,
         )
-        model = run.problem.velocity.to_model(start)
+        model = (
+            run.problem.velocity.to_model(start) if next_model is None else next_model(run.problem)
+        )
         offset = [dict(h, step=h["step"] + k * steps, round=k) for h in run.history]
         if done is not None and is_main():
             assert sub is not None

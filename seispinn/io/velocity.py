@@ -41,8 +41,8 @@ def read_velocity(
 
     Args:
         path: SEG-Y file, optionally gzip-compressed.
-        dx, dz: grid spacing in metres; override the headers (see the module
-            docstring), and are required when the headers have none.
+        dx, dz: grid spacing in metres; override the headers (docs/segy.md),
+            and are required when the headers have none.
         units: ``"m/s"``, ``"km/s"`` or ``"ft/s"``; inferred (with a note on
             stderr) when not given and the file is not seispinn's own.
         x0, z0: origin in metres; override the headers (default 0 when absent).
@@ -149,7 +149,7 @@ def write_velocity(
     path: PathLike, model: VelocityModel, *, sample_format: int = 5, endian: str = "big"
 ) -> Path:
     """Write ``model`` as SEG-Y: one trace per x position (``nx`` traces of ``nz``
-    samples), m/s, headers as in the module docstring.
+    samples), m/s, headers as in docs/segy.md.
 
     Args:
         path: target file; a ``.gz`` name is gzip-compressed. Written atomically.

@@ -5,7 +5,7 @@ wavefield energy computed with Deepwave.
 wavefield of all shots and ``E_r`` that of a point source at every receiver: the
 diagonal of the Gauss–Newton Hessian up to the wavelet's spectrum, large where a
 velocity change both gets energy and sends it to a receiver. Scores "over the
-illuminated part" (METHOD §4) use the cells where it exceeds a fraction of its
+illuminated part" (docs/method.md, Measures) use the cells where it exceeds a fraction of its
 95th percentile.
 """
 

@@ -41,6 +41,10 @@ __all__ = [
     "acquisition_from_gathers",
     "predicted_gathers",
     "propagate",
+    "run_scalar",
+    "source_terms",
+    "second_time_derivative",
+    "receiver_cells",
     "wavefield_snapshots",
     "gaussian_source_weights",
     "Snapshots",
@@ -137,7 +141,7 @@ def modelling_device(options: ModellingOptions) -> torch.device:
 _ON_NODE = 1e-5
 
 
-def _sources(
+def source_terms(
     model: VelocityModel,
     acq: Acquisition,
     options: ModellingOptions,
@@ -186,7 +190,8 @@ def _padded_cells(cells: np.ndarray, n: int, shape: tuple[int, int]) -> np.ndarr
     return np.concatenate([cells, np.asarray(extra, dtype=np.float64)])
 
 
-def _receivers(model: VelocityModel, acq: Acquisition, shots: np.ndarray) -> torch.Tensor:
+def receiver_cells(model: VelocityModel, acq: Acquisition, shots: np.ndarray) -> torch.Tensor:
+    """Receiver positions of ``shots`` as grid coordinates ``[shot, receiver, 2]`` (z, x)."""
     loc = np.stack(
         [
             (acq.receiver_z[shots] - model.z0) / model.dz,
@@ -250,36 +255,71 @@ def propagate(
             band-limited one in multiscale FWI).
         callback, nt: Deepwave forward callback (every step) and a shorter record.
     """
+    acq.check_inside(model)
+    amp, src_loc = source_terms(model, acq, options, shots, wavelet)
+    rec_loc = receiver_cells(model, acq, shots)
+    amp = amp[..., :nt] if nt else amp
+    v = torch.from_numpy(model.values) if velocity is None else velocity
+    return run_scalar(
+        model,
+        v,
+        acq.dt,
+        acq.freq,
+        amp,
+        src_loc,
+        rec_loc,
+        options,
+        callback=callback,
+        point_sources=options.source_sigma is None,
+    )
+
+
+def run_scalar(
+    grid: VelocityModel,
+    velocity: torch.Tensor,
+    dt: float,
+    freq: float,
+    amplitudes: torch.Tensor,
+    source_locations: torch.Tensor,
+    receiver_locations: torch.Tensor,
+    options: ModellingOptions,
+    *,
+    callback: deepwave.Callback | None = None,
+    point_sources: bool = False,
+) -> torch.Tensor:
+    """Deepwave's scalar propagator on ``grid`` with ``velocity`` ``[nz, nx]`` (m/s),
+    sources of ``amplitudes`` ``[shot, source, time]`` (a source density, see the module
+    docstring) at ``source_locations`` ``[shot, source, 2]`` and receivers at
+    ``receiver_locations`` ``[shot, receiver, 2]`` (grid coordinates, z then x; off-node
+    receivers, and off-node sources when ``point_sources``, are placed by Hicks
+    interpolation); returns the traces ``[shot, receiver, time]`` (differentiable in
+    the velocity and the amplitudes). ``freq`` (Hz) tunes the absorbing layer."""
     # Imported here: loading Deepwave's kernels costs a second, and code that only
     # reads cached references (a PINN study on a machine without it) never needs it.
     import deepwave
 
-    acq.check_inside(model)
     dev = modelling_device(options)
-    amp, src_loc = _sources(model, acq, options, shots, wavelet)
-    rec_loc = _receivers(model, acq, shots)
-    points = [rec_loc] + ([src_loc] if options.source_sigma is None else [])
-    halfwidth = fitting_halfwidth(points, model.shape, options)
-    v = torch.from_numpy(model.values).to(dev) if velocity is None else velocity.to(dev)
+    points = [receiver_locations] + ([source_locations] if point_sources else [])
+    halfwidth = fitting_halfwidth(points, grid.shape, options)
+    v = velocity.to(dev)
     dtype = v.dtype if v.dtype == torch.float64 else torch.float32
     # Deepwave orders faces as [dim0 begin, dim0 end, dim1 begin, dim1 end]; dim0 is z.
     boundary = ["free" if options.free_surface else "pml"] + ["pml"] * 3
     pml = [0 if options.free_surface else options.pml_width] + [options.pml_width] * 3
-    amp = amp[..., :nt] if nt else amp
     with warnings.catch_warnings():
         # Deepwave's notes on how 0.0.27 placed off-grid points: we never relied on that.
         warnings.simplefilter("ignore", deepwave.MigrationWarning)
         out = deepwave.scalar(
             v.to(dtype),
-            [model.dz, model.dx],
-            acq.dt,
-            source_amplitudes=amp.to(dtype).to(dev),
-            source_locations=src_loc.to(dev),
-            receiver_locations=rec_loc.to(dev),
+            [grid.dz, grid.dx],
+            dt,
+            source_amplitudes=amplitudes.to(dtype).to(dev),
+            source_locations=source_locations.to(dev),
+            receiver_locations=receiver_locations.to(dev),
             accuracy=options.accuracy,
             pml_width=pml,
             boundary=boundary,
-            pml_freq=acq.freq,
+            pml_freq=freq,
             forward_callback=callback,
             callback_frequency=1,
             location_interpolation_halfwidth=halfwidth,
@@ -389,3 +429,15 @@ def predicted_gathers(
     sim = simulate(model, acq, ModellingOptions(source_sigma=source.sigma, device=device))
     data = np.where(gathers.receiver_mask[..., None], sim.data, 0.0)
     return dataclasses.replace(gathers, data=data)
+
+
+def second_time_derivative(u: np.ndarray, dt: float) -> np.ndarray:
+    """u_tt ``[time, ...]`` of samples ``u`` ``[time, ...]`` spaced ``dt`` (s): the
+    centred second difference, one-sided (second order) at both ends."""
+    if u.shape[0] < 4:
+        raise ModelError(f"need at least 4 time samples for u_tt, got {u.shape[0]}")
+    out = np.empty_like(u)
+    out[1:-1] = (u[2:] - 2 * u[1:-1] + u[:-2]) / dt**2
+    out[0] = (2 * u[0] - 5 * u[1] + 4 * u[2] - u[3]) / dt**2
+    out[-1] = (2 * u[-1] - 5 * u[-2] + 4 * u[-3] - u[-4]) / dt**2
+    return out

@@ -2,7 +2,8 @@
 starting model c0, on the model grid, interpolated to collocation points.
 
 With u0 the finite-difference wavefield of a shot in c0 (``u0_tt = c0²(∇²u0 − s)``)
-and ``u = u0 + δu``, the residual ``r = u_tt − c²(∇²u − s)`` becomes (METHOD §3)::
+and ``u = u0 + δu``, the residual ``r = u_tt − c²(∇²u − s)`` becomes
+(docs/method.md, Scattered field)::
 
     r = δu_tt − c² ∇²δu − (c²/c0² − 1) · u0_tt
 
@@ -25,24 +26,13 @@ from seispinn.modelling.simulate import (
     ModellingOptions,
     acquisition_from_gathers,
     predicted_gathers,
+    second_time_derivative,
     wavefield_snapshots,
 )
 from seispinn.models import VelocityModel
 from seispinn.pinn.velocity import GridVelocity, grid_cell
 
 __all__ = ["Background", "background_wavefield", "second_time_derivative"]
-
-
-def second_time_derivative(u: np.ndarray, dt: float) -> np.ndarray:
-    """u_tt ``[time, ...]`` of samples ``u`` ``[time, ...]`` spaced ``dt`` (s): the
-    centred second difference, one-sided (second order) at both ends."""
-    if u.shape[0] < 4:
-        raise ConfigError(f"need at least 4 time samples for u_tt, got {u.shape[0]}")
-    out = np.empty_like(u)
-    out[1:-1] = (u[2:] - 2 * u[1:-1] + u[:-2]) / dt**2
-    out[0] = (2 * u[0] - 5 * u[1] + 4 * u[2] - u[3]) / dt**2
-    out[-1] = (2 * u[-1] - 5 * u[-2] + 4 * u[-3] - u[-4]) / dt**2
-    return out
 
 
 class Background(nn.Module):

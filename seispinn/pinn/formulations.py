@@ -226,6 +226,13 @@ class PhysicsOptions:
             length; times uniform in the record).
         background_stride: a background is kept at every k-th sample of the
             finite-difference record.
+        causal: the scattered field is held at zero before the direct wave could
+            reach each point (:mod:`seispinn.pinn.gate`): no scattered energy before
+            the wave that makes it.
+        seed_steps: for this many steps at the start of each round the scattered
+            field also fits the finite-difference reconstruction of the round's
+            velocity (:mod:`seispinn.pinn.seeding`; ``[wri]`` penalty and CG
+            iterations); 0: no seeding.
         rounds: outer rounds of an inversion: each starts from the previous round's
             velocity, with the formulation rebuilt in it (a scattered field's
             background recomputed) and fresh networks; ``[training]`` steps and
@@ -241,6 +248,8 @@ class PhysicsOptions:
     edge_weight: float = 1.0
     edge_points: int = 256
     background_stride: int = 1
+    causal: bool = False
+    seed_steps: int = 0
     rounds: int = 4
 
     def __post_init__(self) -> None:
@@ -254,6 +263,8 @@ class PhysicsOptions:
             raise ValueError(f"edges must be one of {EDGES}, got {self.edges!r}")
         if self.edge_weight < 0 or self.edge_points < 1 or self.background_stride < 1:
             raise ValueError("edge_weight >= 0, edge_points >= 1, background_stride >= 1")
+        if self.seed_steps < 0:
+            raise ValueError(f"seed_steps must be >= 0, got {self.seed_steps}")
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
 

@@ -47,6 +47,7 @@ from seispinn.pinn.collocation import (
 )
 from seispinn.pinn.distributed import shard
 from seispinn.pinn.formulations import Formulation, PhysicsOptions
+from seispinn.pinn.gate import CausalGate, GatedWavefield
 from seispinn.pinn.pointgrad import PointLoss
 from seispinn.pinn.wave import MultiShotWavefield, NetworkOptions, Scales
 from seispinn.pinn.weighting import PointWeighting, WeightingOptions, causal_weights
@@ -195,6 +196,11 @@ class WaveProblem:
             scattered field's step-0 data term is the start's relative misfit.
         amplitude_ratio: the network's amplitude U relative to the source's (a
             scattered field is a fraction of the total).
+        gate: a causal gate the network's output is multiplied by
+            (:class:`seispinn.pinn.gate.CausalGate`); None: none.
+        seed_field: wavefield samples (points, shots, values) the network also fits for
+            its first ``seed_steps`` steps (term ``seed``, over their mean square):
+            a finite-difference reconstruction to start from.
     """
 
     def __init__(
@@ -218,6 +224,9 @@ class WaveProblem:
         receivers: np.ndarray | None = None,
         data_reference: float | None = None,
         amplitude_ratio: float = 1.0,
+        seed_field: TraceSamples | None = None,
+        seed_steps: int = 0,
+        gate: CausalGate | None = None,
     ) -> None:
         self.box, self.shots, self.device, self.seed = box, shots, device, seed
         self.network, self.collocation = network, collocation
@@ -227,7 +236,7 @@ class WaveProblem:
         self.scales = dataclasses.replace(scales, u_scale=scales.u_scale * amplitude_ratio)
         torch.manual_seed(seed)
         n = network
-        self.wavefield = MultiShotWavefield(
+        self.wavefield: nn.Module = MultiShotWavefield(
             self.scales,
             list(shots.x),
             n.shots,
@@ -239,6 +248,8 @@ class WaveProblem:
             exact_ic=n.exact_ic,
             zero_start=formulation.zero_start,
         ).to(device)
+        if gate is not None:
+            self.wavefield = GatedWavefield(self.wavefield, gate).to(device)
         # After the wavefield: a velocity network's initialisation follows it in the
         # seeded stream.
         self.velocity: nn.Module = make_velocity(self.scales).to(device)
@@ -266,6 +277,10 @@ class WaveProblem:
             else max(collocation.near_source_radius, 2 * shots.source.sigma)
         )
         self.receivers = np.zeros((0, 2)) if receivers is None else np.asarray(receivers)
+        self.seed_field = seed_field.to(device) if seed_field is not None else None
+        self.seed_steps = seed_steps
+        if self.seed_field is not None:
+            self.seed_ms = float(self.seed_field.values.double().square().mean()) or 1.0
         self._point_residual = _PointResidual(self)
 
     @property
@@ -384,6 +399,12 @@ class WaveProblem:
             dbatch = dbatch.to(self.device)
             dids = dbatch[sh.owns(self._owner(dbatch, self.data.shot))]
             terms["data"] = self.data_misfit(dids, len(dbatch))
+        f = self.seed_field
+        if f is not None and step < self.seed_steps:
+            sb = batch_ids(step, len(f.values), c.data_batch, seed + 2).to(self.device)
+            sb = sb[sh.owns(self._owner(sb, f.shot))]
+            misfit = (self.wavefield(f.points[sb], f.shot[sb]) - f.values[sb]).square().sum()
+            terms["seed"] = misfit / c.data_batch / self.seed_ms
         point_loss = None
         if self.weighting.needs_point_loss:
             packed = torch.cat([pts, shot[:, None].float()], dim=1)

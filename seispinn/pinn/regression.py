@@ -1,5 +1,5 @@
 """A network fitted to values at points with per-point weighting: the smallest
-problem :func:`seispinn.pinn.training.train` runs (the 1D race of METHOD §2)."""
+problem :func:`seispinn.pinn.training.train` runs (the 1D race, docs/race.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["RegressionProblem"]
 class RegressionProblem:
     """Fitting a network to values at points, as a :class:`seispinn.pinn.training.Problem`:
     full-batch weighted least squares ``mean_i w_i (u(x_i) − y_i)²`` over every
-    training point (the 1D race of the weighting strategies, METHOD §2).
+    training point (the 1D race of the weighting strategies, docs/race.md).
 
     Args:
         model: maps ``[N, 1]`` to ``[N, 1]``; trained in place by :func:`train`.

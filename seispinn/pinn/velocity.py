@@ -16,7 +16,7 @@ starts at zero, so training starts exactly at c₀ (or at the middle of the boun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -72,6 +72,36 @@ def grid_cell(f: Tensor, n: int) -> tuple[Tensor, Tensor]:
 
 
 VELOCITY_MODES = ("perturbation", "grid", "bounds")
+#: How the velocity moves: with the wavefield, by Adam on the same loss (``joint``), or
+#: once per round in closed form from the round's reconstructed wavefield.
+VELOCITY_UPDATES = ("joint", "closed_form")
+
+
+@dataclass(frozen=True)
+class ClosedFormOptions:
+    """The closed-form velocity update between rounds (``[velocity.closed_form]``;
+    :mod:`seispinn.pinn.closed_form`).
+
+    Attributes:
+        first_change: the largest relative velocity change of the first trial step;
+            later rounds start at twice the last accepted length.
+        max_change: the largest relative velocity change of one update, per cell.
+        smoothing: Gaussian σ (m) of the update's numerator and denominator.
+        stabilise: the denominator's damping, × its 95th percentile.
+        stride: the update sums over every k-th sample of the background.
+    """
+
+    first_change: float = 0.02
+    max_change: float = 0.1
+    smoothing: float = 40.0
+    stabilise: float = 0.05
+    stride: int = 4
+
+    def __post_init__(self) -> None:
+        if not (self.first_change > 0 and self.max_change > 0 and self.stride >= 1):
+            raise ConfigError("first_change and max_change must be > 0 and stride >= 1")
+        if self.smoothing < 0 or self.stabilise < 0:
+            raise ConfigError("smoothing and stabilise must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -94,6 +124,10 @@ class VelocityNetOptions:
             regulariser).
         mean_shift: weight of (mean δ over the nodes below the water)²: no free
             constant shift of the whole model (grid mode; 0: none).
+        update: ``'joint'`` (Adam moves the velocity with the wavefield, on the same
+            loss) or ``'closed_form'`` (the velocity is fixed in a round, whose network
+            reconstructs the wavefield; between rounds it moves in closed form,
+            ``closed_form``'s options).
     """
 
     mode: str = "grid"
@@ -106,6 +140,10 @@ class VelocityNetOptions:
     grid_spacing: float = 40.0
     smoothness: float = 0.0
     mean_shift: float = 0.0
+    update: str = field(
+        default="joint", metadata={"choices": VELOCITY_UPDATES, "what": "velocity update"}
+    )
+    closed_form: ClosedFormOptions = field(default_factory=ClosedFormOptions)
 
     def __post_init__(self) -> None:
         if self.smoothness < 0 or self.mean_shift < 0:

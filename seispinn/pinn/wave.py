@@ -91,11 +91,13 @@ class Scales:
 
 @dataclass
 class WaveDerivatives:
-    """Physical-unit u and its derivatives at a batch of points (each ``[N]``)."""
+    """Physical-unit u and its derivatives at a batch of points (each ``[N]``), and
+    when asked for, the gradient (u_x, u_z, u_t) ``[N, 3]``."""
 
     u: Tensor
     u_tt: Tensor
     laplacian: Tensor
+    gradient: Tensor | None = None
 
 
 class WavefieldNet(nn.Module):
@@ -144,8 +146,9 @@ class WavefieldNet(nn.Module):
             n = x[:, 2] ** 2 * n
         return self.scales.u_scale * n
 
-    def derivatives(self, points: Tensor) -> WaveDerivatives:
-        """u, u_tt and ∇²u at physical points ``[N, 3]``, in physical units."""
+    def derivatives(self, points: Tensor, with_gradient: bool = False) -> WaveDerivatives:
+        """u, u_tt and ∇²u (and with ``with_gradient`` u_x, u_z, u_t) at physical
+        points ``[N, 3]``, in physical units."""
         s = self.scales
         x = s.to_unit(points)
         # Two second-derivative rows, the scaled Laplacian and N_tt, not three.
@@ -162,10 +165,18 @@ class WavefieldNet(nn.Module):
             u_hat = t * t * n
         else:
             u_tt_hat, lap_hat, u_hat = n_tt, n_lap, n
+        gradient = None
+        if with_gradient:
+            n_x, n_z = jet.first[:, 0, 0], jet.first[:, 1, 0]
+            if self.exact_ic:
+                t = x[:, 2]
+                n_x, n_z, n_t = t * t * n_x, t * t * n_z, 2 * t * n + t * t * n_t
+            gradient = s.u_scale * torch.stack([n_x / s.lx, n_z / s.lz, n_t / s.t_max], 1)
         return WaveDerivatives(
             u=s.u_scale * u_hat,
             u_tt=s.u_scale * u_tt_hat / s.t_max**2,
             laplacian=s.u_scale * lap_hat,
+            gradient=gradient,
         )
 
     def value_and_time_derivative(self, points: Tensor) -> tuple[Tensor, Tensor]:
@@ -238,20 +249,27 @@ class MultiShotWavefield(nn.Module):
                 out = out.index_put((idx,), net(points[idx]))
         return out
 
-    def derivatives(self, points: Tensor, shot: Tensor) -> WaveDerivatives:
-        """u, u_tt, ∇²u ``[N]`` at points ``[N, 3]`` of shots ``shot`` ``[N]``."""
+    def derivatives(
+        self, points: Tensor, shot: Tensor, with_gradient: bool = False
+    ) -> WaveDerivatives:
+        """u, u_tt, ∇²u ``[N]`` (and with ``with_gradient`` the gradient ``[N, 3]``) at
+        points ``[N, 3]`` of shots ``shot`` ``[N]``."""
         if self.mode == "shared":
-            return self.nets[0].derivatives(self._shared_input(points, shot))
+            return self.nets[0].derivatives(self._shared_input(points, shot), with_gradient)
         if len(self.nets) == 1:
-            return self.nets[0].derivatives(points)
-        parts = [points.new_zeros(points.shape[0]) for _ in range(3)]
+            return self.nets[0].derivatives(points, with_gradient)
+        n = points.shape[0]
+        parts = [points.new_zeros(n) for _ in range(3)]
+        grad = points.new_zeros(n, 3) if with_gradient else None
         for k, net in enumerate(self.nets):
             idx = (shot == k).nonzero()[:, 0]
             if idx.numel():
-                d = net.derivatives(points[idx])
+                d = net.derivatives(points[idx], with_gradient)
                 for j, v in enumerate((d.u, d.u_tt, d.laplacian)):
                     parts[j] = parts[j].index_put((idx,), v)
-        return WaveDerivatives(*parts)
+                if grad is not None:
+                    grad = grad.index_put((idx,), d.gradient)
+        return WaveDerivatives(*parts, gradient=grad)
 
     def value_and_time_derivative(self, points: Tensor, shot: Tensor) -> tuple[Tensor, Tensor]:
         """u and u_t ``[N]`` at points ``[N, 3]`` of shots ``shot`` ``[N]`` (a soft

@@ -346,7 +346,7 @@ def curriculum_figure(
     | Mapping[str, SnapshotLike | Sequence[GammaSnapshot]],
 ) -> Figure:
     """The automatic curriculum as curves over training steps: γ enrichment in the
-    source region (METHOD §4), the source-region ÷ elsewhere residual ratio, the
+    source region (docs/method.md, Measures), the source-region ÷ elsewhere residual ratio, the
     rank correlation of γ with |r| and γ's effective share of the points; ``runs`` is
     one run (folder or snapshots) or ``{label: run}`` to overlay."""
     if not isinstance(runs, Mapping):

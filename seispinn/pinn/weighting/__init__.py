@@ -1,7 +1,7 @@
 """Per-point weights for PINN loss terms, keyed by stable point ids.
 
 A loss term over collocation points is ``L = mean_i w_i r_i²``. The strategies
-choose ``w_i`` (METHOD.md §1), one module each:
+choose ``w_i`` (docs/method.md, Per-point weighting), one module each:
 
 - :class:`Uniform` (:mod:`.base`)                  ``w_i = 1``
 - :class:`GradNormWeights` (:mod:`.gradnorm`)      ``w_i`` ∝ mean_j g_j / (g_i + ε),

@@ -19,7 +19,7 @@ __all__ = ["GradNormOptions", "GradNormWeights"]
 
 @dataclass(frozen=True)
 class GradNormOptions:
-    """Per-point grad-norm options (METHOD §1).
+    """Per-point grad-norm options (docs/method.md, Per-point weighting).
 
     Attributes:
         eps: ε in ŵ_i = mean_j g_j / (g_i + ε), in the units of g. It is the

@@ -4,9 +4,10 @@
 The ascent is done here, after each step, from the batch's squared residuals
 (``∂L/∂λ_i = m'(λ_i) r_i² / B``), not by a torch optimiser over all of λ, so
 that only the points of the batch move (an optimiser's momentum would keep
-moving every λ) and so that the step can be made unit-free (METHOD §1):
+moving every λ) and so that the step can be made unit-free (docs/method.md, Per-point weighting):
 
-- ``'bounded'`` (the default, η = 0.01): ``λ_i ← λ_i + η m'(λ_i) q_i``,
+- ``'bounded'`` (the default ascent; η = 0.01 unless given, the wave inversion's
+  recipe takes 1e-3): ``λ_i ← λ_i + η m'(λ_i) q_i``,
   ``q_i = r_i² / (r_i² + R)`` in [0, 1), R a running mean of the batch's mean r².
   A larger residual climbs faster; scaling every residual by k leaves the
   trajectory unchanged; the batch size does not enter; and a point's step per
@@ -143,9 +144,8 @@ class SAOptions:
             config: no cap).
             The mask keeps following the residual below the cap, but cannot switch
             the PDE off on all but a few points, which the uncapped bounded ascent
-            does over long runs (effective share 0.005 on the 20 Hz forward case).
-            Of 5, 10 and 20 (seed 0), 20 is the only one that keeps the total-field
-            demo's source region balanced (docs/weighting.md).
+            does over long runs; a tighter cap no longer balances a source region
+            (docs/weighting.md, "The cap on the mask").
     """
 
     mask: str = "square"

@@ -1,8 +1,10 @@
-"""Conventional FWI by itself on an inversion config's data: the baseline every
-comparison reports (``seispinn compare --baseline fwi``), run alone (``seispinn fwi``).
+"""A finite-difference baseline by itself on an inversion config's data — conventional
+FWI or wavefield-reconstruction inversion (:data:`seispinn.modelling.baselines.BASELINES`)
+— as every comparison reports it (``seispinn compare --baseline fwi,wri``) or alone
+(``seispinn fwi``, ``seispinn wri``).
 
-It takes the same ``[data]`` and ``[source]`` as ``seispinn invert`` (and the ``[fwi]``
-section, :class:`seispinn.modelling.fwi.FWIOptions`), holds out the same receivers,
+It takes the same ``[data]`` and ``[source]`` as ``seispinn invert`` (and the baseline's
+own section, ``[fwi]`` or ``[wri]``), holds out the same receivers,
 starts from the same model with the same water layer and velocity range, and writes a
 run folder::
 
@@ -10,17 +12,17 @@ run folder::
     inverted.sgy         the inverted velocity [nz, nx] (m/s)
     start.sgy observed.sgy true.sgy (synthetic data)  heldout.npy  predicted.sgy
     metrics.json         velocity error and RMSE (with a known truth), held-out
-                         misfit, evaluations, seconds, the [fwi] options
+                         misfit, evaluations, seconds, the baseline's options
     history.json         one record per misfit evaluation
     bands.json           misfit (and error) at the start and end of each band
-    fwi.png              true, start, inverted, first update direction, bands
+    <name>.png           true, start, inverted, first update direction, bands
 
 In Python::
 
-    from seispinn.experiments.fwi import run_fwi_inversion
+    from seispinn.experiments.baseline import run_baseline_inversion
     from seispinn.experiments.invert import load_invert_config
     config = load_invert_config("examples/anomaly_wells.toml")
-    metrics = run_fwi_inversion(config.data, config.source, config.fwi, "runs/fwi")
+    metrics = run_baseline_inversion("fwi", config.data, config.source, config.fwi, "runs/fwi")
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ from seispinn.acquisition import Source
 from seispinn.diagnostics.scoring import illuminated_part, model_scores
 from seispinn.inputs import DataConfig, InversionInputs, holdout_mask, prepare_inputs
 from seispinn.io.runfolder import write_json_atomic, write_run_outputs
-from seispinn.modelling.fwi import FWIOptions, fwi
+from seispinn.modelling.baselines import BASELINES
 from seispinn.modelling.simulate import ModellingOptions
 from seispinn.models import VelocityModel
 from seispinn.plots.inversion import fwi_figure
 
-__all__ = ["AT_BOUNDS_NOTE", "run_fwi", "run_fwi_inversion"]
+__all__ = ["AT_BOUNDS_NOTE", "run_baseline", "run_baseline_inversion"]
 
 #: Above this share of the updated cells on the velocity bounds, a run says so: the
 #: default bounds (the start's range ± 10 %) cap a strong anomaly in a homogeneous
@@ -51,9 +53,10 @@ __all__ = ["AT_BOUNDS_NOTE", "run_fwi", "run_fwi_inversion"]
 AT_BOUNDS_NOTE = 0.05
 
 
-def run_fwi(
+def run_baseline(
+    name: str,
     inputs: InversionInputs,
-    options: FWIOptions,
+    options: Any,
     held: np.ndarray,
     illuminated: np.ndarray | None,
     run_dir: Path,
@@ -61,10 +64,11 @@ def run_fwi(
     progress: bool = True,
     device: str | None = None,
 ) -> tuple[dict[str, Any], VelocityModel]:
-    """FWI of ``inputs`` with ``options``, the ``held`` receivers ``[shot, receiver]``
-    left out of the misfit; writes ``run_dir`` (module docstring) and returns its
-    metrics and the inverted model ``[nz, nx]`` (m/s)."""
-    result = fwi(
+    """Baseline ``name`` of ``inputs`` with ``options`` (its section), the ``held``
+    receivers ``[shot, receiver]`` left out of the misfit; writes ``run_dir`` (module
+    docstring) and returns its metrics and the inverted model ``[nz, nx]`` (m/s)."""
+    baseline = BASELINES[name]
+    result = baseline.run(
         inputs.gathers,
         inputs.start,
         inputs.source,
@@ -86,7 +90,7 @@ def run_fwi(
     if result.at_bounds > AT_BOUNDS_NOTE:
         lo, hi = result.bounds
         print(
-            f"conventional FWI: {100 * result.at_bounds:.1f} % of the inverted cells ended "
+            f"{baseline.title}: {100 * result.at_bounds:.1f} % of the inverted cells ended "
             f"on the velocity bounds ({lo:.0f}-{hi:.0f} m/s), which may have shaped the "
             "model: set [data] c_min / c_max to the expected range",
             file=sys.stderr,
@@ -98,14 +102,15 @@ def run_fwi(
         fig = fwi_figure(
             inputs.true, inputs.start, result.model, result.first_direction, result.bands
         )
-        fig.savefig(run_dir / "fwi.png", dpi=100)
+        fig.savefig(run_dir / f"{name}.png", dpi=100)
     return metrics, result.model
 
 
-def run_fwi_inversion(
+def run_baseline_inversion(
+    name: str,
     data: DataConfig,
     source: Source,
-    options: FWIOptions,
+    options: Any,
     run_dir: str | Path,
     *,
     config_path: Path | None = None,
@@ -122,7 +127,7 @@ def run_fwi_inversion(
         shutil.copyfile(config_path, run_dir / "config.toml")
     held = holdout_mask(inputs.gathers, data.holdout_every)
     illuminated = illuminated_part(inputs) if inputs.true is not None else None
-    metrics, _ = run_fwi(
-        inputs, options, held, illuminated, run_dir, progress=progress, device=device
+    metrics, _ = run_baseline(
+        name, inputs, options, held, illuminated, run_dir, progress=progress, device=device
     )
     return metrics
