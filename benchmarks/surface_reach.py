@@ -10,7 +10,9 @@ data-space reconstruction (:mod:`seispinn.modelling.wri`, the config's ``[wri]``
 penalty) in the same velocity, and prints, for each: the share of the extended
 source's energy (the PDE residual) and of δu's energy in each depth band; the share
 of δu before the background's first arrival; the share beside the box's sides
-(left, right, bottom); and the data misfit each reaches. Writes ``OUT/reach.json`` and
+(left, right, bottom); the data misfit each reaches; and how well each one's
+closed-form velocity direction correlates with the other's and with the true
+change (over the cells an update may move). Writes ``OUT/reach.json`` and
 ``OUT/reach.png`` (the depth profiles).
 """
 
@@ -27,7 +29,8 @@ from seispinn.config import parse_overrides
 from seispinn.diagnostics.extension import depth_share, early_share, edge_share, first_arrival
 from seispinn.experiments.invert import invert, load_invert_config
 from seispinn.inputs import holdout_mask, prepare_inputs
-from seispinn.modelling.wri import ExtendedModelling, largest_eigenvalue
+from seispinn.modelling.simulate import second_time_derivative
+from seispinn.modelling.wri import ExtendedModelling, SlownessModel, largest_eigenvalue
 from seispinn.pinn.closed_form import network_extension
 
 
@@ -88,6 +91,19 @@ def main() -> None:
         }
     rows["PINN"]["data_misfit"] = pinn_misfit
     rows["FD"]["data_misfit"] = fd_misfit
+    state = SlownessModel.around(start, g, inputs.prior, 2, config.wri.smoothing)
+    fd_tt = torch.from_numpy(second_time_derivative(u0 + du_fd, net.dt))
+    directions = {
+        "PINN": state.direction(net.u_tt, net.e, net.dt, config.wri.stabilise),
+        "FD": state.direction(fd_tt, torch.from_numpy(e_fd), net.dt, config.wri.stabilise),
+    }
+    free = state.mask > 0
+    corr = {"PINN_vs_FD": _corr(directions["PINN"], directions["FD"], free)}
+    if inputs.true is not None:
+        true_dm = 1.0 / inputs.true.values.astype(np.float64) ** 2 - state.m
+        for name, d in directions.items():
+            corr[f"{name}_vs_true"] = _corr(d, true_dm, free)
+    print("direction correlation: " + ", ".join(f"{k} {v:.3f}" for k, v in corr.items()))
     bands = ", ".join(f"{a:.0f}-{b:.0f} m" for a, b in zip(edges, edges[1:], strict=False))
     print(f"depth bands: {bands}")
     for name, r in rows.items():
@@ -98,8 +114,14 @@ def main() -> None:
             f"beside the edges {r['du_beside_edges']:.3f}, data misfit {r['data_misfit']:.3g}"
         )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "reach.json").write_text(json.dumps({"z": z.tolist(), **rows}, indent=1))
+    summary = {"z": z.tolist(), **rows, "direction_correlation": corr}
+    (args.out / "reach.json").write_text(json.dumps(summary, indent=1))
     _figure(z, rows).savefig(args.out / "reach.png", dpi=110)
+
+
+def _corr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    a, b = a[where] - a[where].mean(), b[where] - b[where].mean()
+    return float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
 
 
 def _figure(z: np.ndarray, rows: dict):

@@ -130,3 +130,66 @@ def test_extension_diagnostics_on_hand_made_fields():
     tau = first_arrival(u0, dt=0.1)
     assert np.allclose(tau, 0.2)
     assert early_share(field, tau, 0.1) == pytest.approx(0.5)  # steps 0 and 1 of 4
+
+
+def test_a_closed_form_inversion_updates_the_velocity_between_rounds_only_downhill(tmp_path):
+    """Wired end to end through ``invert``: the velocity is held inside each round (a
+    reconstruction), one closed-form update follows each round, an accepted update
+    lowers the FD data misfit and moves only free cells, and the rounds' starts are
+    the updated models."""
+    from seispinn.experiments.invert import invert
+
+    base = _config()
+    config = dataclasses.replace(
+        base,
+        physics=dataclasses.replace(base.physics, rounds=2),
+        velocity=dataclasses.replace(base.velocity, update="closed_form"),
+        training=dataclasses.replace(base.training, steps=40, progress=False),
+    )
+    inputs = _inputs()
+    result = invert(inputs, config, tmp_path / "run", score_heldout=False)
+    updates = result.metrics["velocity_updates"]
+    assert len(updates) == 2
+    for u in updates:
+        if u["accepted"]:
+            assert u["misfit"] < u["misfit_before"] and 0 < u["change"] <= 0.1 + 1e-9
+    after_first = updates[0].get("misfit", updates[0]["misfit_before"])
+    assert updates[1]["misfit_before"] == pytest.approx(after_first, rel=1e-6)
+    moved = np.abs(result.model.values - inputs.start.values) > 1e-3
+    assert moved.any() == any(u["accepted"] for u in updates)
+    assert not moved[:2].any() and not moved[-2:].any()  # the edge frame stays
+    first = np.load(tmp_path / "run" / "round0" / "velocity.npy")  # round 1's start
+    assert np.allclose(first, inputs.start.values) != updates[0]["accepted"]
+
+
+def test_the_closed_form_trial_length_is_set_in_velocity_not_by_the_directions_size(
+    monkeypatch,
+):
+    """A network's extended source changes size from round to round: the same
+    direction 1000× larger must start its line search at the same velocity change
+    (twice the last accepted), not at a step 1000× longer."""
+    import seispinn.pinn.closed_form as cf
+    from seispinn.pinn.velocity import ClosedFormOptions, GridVelocity
+
+    inputs = _inputs()
+    use = np.ones(inputs.gathers.receiver_mask.shape, dtype=bool)
+    update = cf.ClosedFormUpdate(inputs, use, ClosedFormOptions(smoothing=20.0))
+    true_dm = 1.0 / inputs.true.values.astype(np.float64) ** 2 - update.model.m
+    u_tt = torch.ones((3, 1, *true_dm.shape), dtype=torch.float64)
+    size = {"k": 1.0}
+
+    def fields(problem, stride):
+        e = size["k"] * torch.from_numpy(true_dm)[None, None].expand_as(u_tt)
+        return cf.NetworkFields(u_tt, e.clone(), torch.zeros_like(u_tt), 0.01)
+
+    monkeypatch.setattr(cf, "network_extension", fields)
+    problem = type("P", (), {})()
+    problem.velocity = GridVelocity(inputs.start)
+    model = update(problem)
+    size["k"] = 1000.0
+    problem.velocity = GridVelocity(model)
+    update(problem)
+    first, second = update.history
+    assert first["accepted"] and first["change"] == pytest.approx(0.02)
+    assert second["accepted"] and second["change"] == pytest.approx(0.04)
+    assert second["misfit"] < first["misfit"] < first["misfit_before"]

@@ -654,7 +654,7 @@ def test_grad_norms_from_gram_matrices_match_exact_ones_for_a_wave_residual():
 def test_registry_names_class_options_and_field_of_every_strategy():
     from seispinn.pinn.weighting import STRATEGIES, WeightingOptions
 
-    assert list(STRATEGIES) == ["uniform", "gradnorm", "sa", "rba"]
+    assert list(STRATEGIES) == ["uniform", "gradnorm", "sa", "rba", "multipliers"]
     defaults = WeightingOptions()
     for name, (cls, options_cls, field_name) in STRATEGIES.items():
         chosen = WeightingOptions(name=name)
@@ -673,7 +673,7 @@ def test_weighting_options_validate_name_and_causal_settings():
     from seispinn.config import build_section
     from seispinn.pinn.weighting import WeightingOptions
 
-    names = "(choose one of uniform, gradnorm, sa, rba)"
+    names = "(choose one of uniform, gradnorm, sa, rba, multipliers)"
     with pytest.raises(ConfigError, match=re.escape(f"unknown strategy 'softmax' {names}")):
         WeightingOptions(name="softmax")
     # From a config the message names the key, before the class's own check.

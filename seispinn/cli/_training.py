@@ -19,7 +19,7 @@ def add_training_arguments(p: argparse.ArgumentParser, run_dir: str, set_example
     p.add_argument(
         "--weighting",
         help="override [weighting] name: a per-point weighting strategy "
-        "(uniform, gradnorm, sa, rba: seispinn.pinn.weighting.STRATEGIES)",
+        "(uniform, gradnorm, sa, rba, multipliers: seispinn.pinn.weighting.STRATEGIES)",
     )
     p.add_argument("--steps", type=int, help="override [training] steps")
     p.add_argument("--seed", type=int, help="override [training] seed")

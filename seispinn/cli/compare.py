@@ -39,7 +39,8 @@ def add_compare_arguments(
     p.add_argument(
         "--weightings",
         default="uniform,gradnorm,sa",
-        help="comma-separated per-point weighting strategies (uniform, gradnorm, sa, rba)",
+        help="comma-separated per-point weighting strategies (STRATEGIES: uniform, gradnorm, "
+        "sa, rba, multipliers)",
     )
     p.add_argument(
         "--formulations",

@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="race the per-point weighting strategies on a 1D sharp transition",
         description=(
             "Fit u*(x) = tanh(20x) from 30 points once per weighting strategy "
-            "(uniform, gradnorm, sa, rba) over several seeds; report the centre/outer "
+            "(uniform, gradnorm, sa, rba, multipliers) over several seeds; report the centre/outer "
             "residual ratio, the weight enrichment in the centre and the weights' "
             "effective share of the points."
         ),

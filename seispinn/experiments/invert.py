@@ -343,17 +343,8 @@ def _closed_form_update(config: InvertConfig, inputs: InversionInputs) -> Closed
     """The round-to-round velocity update of a closed-form inversion (None: joint)."""
     if config.velocity.update != "closed_form":
         return None
-    o = config.velocity.closed_form
     use = ~holdout_mask(inputs.gathers, config.data.holdout_every) & inputs.gathers.receiver_mask
-    return ClosedFormUpdate(
-        inputs,
-        use,
-        smoothing=o.smoothing,
-        stabilise=o.stabilise,
-        first_change=o.first_change,
-        max_change=o.max_change,
-        stride=o.stride,
-    )
+    return ClosedFormUpdate(inputs, use, config.velocity.closed_form)
 
 
 #: The comparison table's names for the run header's source-region measures.

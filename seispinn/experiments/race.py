@@ -46,9 +46,11 @@ from seispinn.pinn.training import TrainOptions, train
 from seispinn.pinn.weighting import (
     STRATEGIES,
     GradNormOptions,
+    MultiplierOptions,
     RBAOptions,
     SAOptions,
     make_weighting,
+    strategy_options,
 )
 
 __all__ = [
@@ -98,7 +100,7 @@ class RaceConfig:
         lbfgs_steps: optional L-BFGS iterations afterwards, with weights frozen.
         seeds: one run per seed per strategy; a seed fixes the initial network.
         strategies: names from :data:`seispinn.pinn.weighting.STRATEGIES`.
-        sa, gradnorm, rba: the strategies' options.
+        sa, gradnorm, rba, multipliers: the strategies' options.
         threads: torch CPU threads per run (1 is fastest for a tiny MLP).
         workers: runs in parallel, one process each (results do not depend on it).
     """
@@ -121,6 +123,7 @@ class RaceConfig:
     sa: SAOptions = field(default_factory=SAOptions)
     gradnorm: GradNormOptions = field(default_factory=GradNormOptions)
     rba: RBAOptions = field(default_factory=RBAOptions)
+    multipliers: MultiplierOptions = field(default_factory=MultiplierOptions)
     threads: int = 1
     workers: int = 1
 
@@ -151,7 +154,7 @@ class RaceConfig:
 
     def options_for(self, strategy: str) -> object | None:
         """The options dataclass of ``strategy`` (None for uniform)."""
-        return {"sa": self.sa, "gradnorm": self.gradnorm, "rba": self.rba}.get(strategy)
+        return strategy_options(self, strategy)
 
 
 # ------------------------------------------------------------------------------------
@@ -398,7 +401,7 @@ def summarise(
         options = config.options_for(strategy) if strategy else None
         out["options"] = dataclasses.asdict(options) if options is not None else {}
         race = dataclasses.asdict(config)
-        for name in ("sa", "gradnorm", "rba"):
+        for name in (s.field for s in STRATEGIES.values() if s.field is not None):
             race.pop(name)
         out["race"] = race
     return out

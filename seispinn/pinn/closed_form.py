@@ -28,6 +28,7 @@ from seispinn.modelling.wri import SlownessModel, line_search
 from seispinn.models import VelocityModel
 from seispinn.pinn.formulations import ScatteredField
 from seispinn.pinn.problem import WaveProblem
+from seispinn.pinn.velocity import ClosedFormOptions
 
 __all__ = ["NetworkFields", "network_extension", "ClosedFormUpdate"]
 
@@ -93,34 +94,38 @@ class ClosedFormUpdate:
     """The round-to-round velocity of a closed-form inversion: after each round's
     reconstruction, the closed-form direction from the network's wavefield, its length
     from a line search on the data misfit (the first trial moves the velocity by at
-    most ``first_change``, later ones start at twice the last accepted length), each
+    most ``first_change``, later ones start at twice the last accepted change), each
     cell's change held to ``max_change``, bounded and masked as FWI's.
 
     Args:
         inputs: the inversion's inputs (data, start, source, the known water and range).
         use: ``[shot, receiver]`` bool, the receivers in the misfit.
-        smoothing: Gaussian σ (m) of the update's numerator and denominator.
-        stabilise: the denominator's damping, × its 95th percentile.
+        options: smoothing, damping and step lengths (``[velocity.closed_form]``).
+        edge_cells: width of the frame of cells kept at the start's values.
     """
 
     inputs: InversionInputs
     use: np.ndarray
-    smoothing: float = 40.0
-    stabilise: float = 0.05
-    first_change: float = 0.02
-    max_change: float = 0.1
-    stride: int = 4
+    options: ClosedFormOptions = field(default_factory=ClosedFormOptions)
     edge_cells: int = 2
     history: list[dict[str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         i = self.inputs
         self.model = SlownessModel.around(
-            i.start, i.gathers, i.prior, self.edge_cells, self.smoothing
+            i.start, i.gathers, i.prior, self.edge_cells, self.options.smoothing
         )
         self.misfit = TraceMisfit(i.gathers, i.start, i.source, use=self.use)
         self.current = self._misfit(self.model.m)[0]
-        self.scale: float | None = None
+        self.change: float | None = None  # the last accepted update's largest |δc/c|
+
+    def _follow(self, problem: WaveProblem) -> None:
+        """Start from the velocity the round held (a resumed run skips the updates of
+        the rounds it finished, so the round's start is the one to trust)."""
+        held = problem.velocity.values.double().cpu().numpy()  # a GridVelocity's [nz, nx]
+        if not np.allclose(held, self.model.velocity, rtol=1e-6):
+            self.model.m = 1.0 / held**2
+            self.current = self._misfit(self.model.m)[0]
 
     def _misfit(self, m: np.ndarray) -> tuple[float, None]:
         c = torch.from_numpy(1.0 / np.sqrt(m))
@@ -128,18 +133,24 @@ class ClosedFormUpdate:
             return float(self.misfit(c)), None
 
     def __call__(self, problem: WaveProblem) -> VelocityModel:
-        """The next round's start velocity ``[nz, nx]`` (m/s) after ``problem``'s round."""
-        f = network_extension(problem, self.stride)
-        direction = self.model.direction(f.u_tt, f.e, f.dt, self.stabilise)
-        if self.scale is None:
-            self.scale = self.model.first_scale(direction, self.first_change)
-        found = line_search(
-            self.model, direction, self._misfit, self.current, self.scale, self.max_change
-        )
+        """The next round's start velocity ``[nz, nx]`` (m/s) after ``problem``'s round.
+
+        The trial length is set in velocity, not in units of the direction: a
+        network's extended source changes its size from round to round as its fit
+        does, so the first trial moves the largest cell by twice the last accepted
+        change (``first_change`` the first time), at most ``max_change``."""
+        self._follow(problem)
+        o = self.options
+        f = network_extension(problem, o.stride)
+        direction = self.model.direction(f.u_tt, f.e, f.dt, o.stabilise)
+        change = o.first_change if self.change is None else 2.0 * self.change
+        change = min(change, o.max_change)
+        scale = self.model.first_scale(direction, change)
+        found = line_search(self.model, direction, self._misfit, self.current, scale, o.max_change)
         record = {"misfit_before": self.current, "accepted": found is not None}
         if found is not None:
-            self.model.m, self.scale, self.current, _ = found
-            record.update(misfit=self.current, step=self.scale)
-            self.scale *= 2.0
+            self.model.m, accepted, self.current, _ = found
+            self.change = change * accepted / scale
+            record.update(misfit=self.current, change=self.change)
         self.history.append(record)
         return dataclasses.replace(self.inputs.start, values=self.model.velocity.astype(np.float32))

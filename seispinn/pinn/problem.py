@@ -73,12 +73,15 @@ class StepLosses:
         pde_ids: ``[B]`` ids of the PDE points of this step.
         pde_sq: ``[B]`` squared PDE residuals (detached).
         point_loss: how to re-evaluate per-point PDE losses (grad-norm refreshes).
+        pde_residual: ``[B]`` the signed PDE residuals (detached; the multipliers'
+            update).
     """
 
     terms: dict[str, Tensor]
     pde_ids: Tensor
     pde_sq: Tensor
     point_loss: PointLoss | None = None
+    pde_residual: Tensor | None = None
 
 
 class Problem(Protocol):
@@ -382,9 +385,11 @@ class WaveProblem:
         unmask = None
         if not w.mask_velocity and "velocity" in self.trainable():
             unmask = 1.0 / self.weighting.weights(ids).clamp_min(torch.finfo(torch.float32).tiny)
-        sq = self.residual(pts, shot, unmask) ** 2
-        causal = causal_weights(sq, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
-        terms = {"pde": self.weighting.weighted_loss(sq * causal, ids, len(batch))}
+        r = self.residual(pts, shot, unmask)
+        sq = r**2
+        fit = self.weighting.shifted(r, ids) ** 2
+        causal = causal_weights(fit, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
+        terms = {"pde": self.weighting.weighted_loss(fit * causal, ids, len(batch))}
         if self.ic_points is not None:
             # Every rank evaluates the whole IC term: its share is 1/K of it.
             terms["ic"] = c.ic_weight * self.ic_misfit() / sh.world
@@ -409,7 +414,7 @@ class WaveProblem:
         if self.weighting.needs_point_loss:
             packed = torch.cat([pts, shot[:, None].float()], dim=1)
             point_loss = PointLoss(self._point_residual, self._packed_loss, packed)
-        return StepLosses(terms, ids, sq.detach(), point_loss)
+        return StepLosses(terms, ids, sq.detach(), point_loss, r.detach())
 
     def _packed_loss(self, params: dict[str, Tensor], packed: Tensor) -> Tensor:
         # functional_call swaps the parameters inside the networks residual() uses.

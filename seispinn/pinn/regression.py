@@ -44,10 +44,11 @@ class RegressionProblem:
         return self.model(self.x).squeeze(-1) - self.y
 
     def losses(self, step: int) -> StepLosses:
-        sq = self.residual() ** 2
+        r = self.residual()
         # "pde" is the trainer's name for the per-point-weighted term; here it is the fit.
-        terms = {"pde": self.weighting.weighted_loss(sq, self.ids)}
-        return StepLosses(terms, self.ids, sq.detach(), self.point_loss)
+        fit = self.weighting.shifted(r, self.ids) ** 2
+        terms = {"pde": self.weighting.weighted_loss(fit, self.ids)}
+        return StepLosses(terms, self.ids, r.detach() ** 2, self.point_loss, r.detach())
 
 
 def _squared_residual(model: nn.Module) -> Callable[[dict[str, Tensor], Any], Tensor]:

@@ -449,7 +449,9 @@ class _Loop:
         total.backward()
         _sync_grads(self.params)
         self.opt.step()
-        problem.weighting.update(step, losses.pde_ids, losses.pde_sq, losses.point_loss)
+        problem.weighting.update(
+            step, losses.pde_ids, losses.pde_sq, losses.point_loss, residual=losses.pde_residual
+        )
         self.elapsed += time.perf_counter() - t0
         if step % options.log_every == 0 or step + 1 == options.steps:
             lrs = {g.get("name", f"group{i}"): g["lr"] for i, g in enumerate(self.opt.param_groups)}

@@ -84,16 +84,18 @@ class ClosedFormOptions:
 
     Attributes:
         first_change: the largest relative velocity change of the first trial step;
-            later rounds start at twice the last accepted length.
+            later rounds start at twice the last accepted change (in velocity).
         max_change: the largest relative velocity change of one update, per cell.
-        smoothing: Gaussian σ (m) of the update's numerator and denominator.
+        smoothing: Gaussian σ (m) of the update's numerator and denominator. Wider
+            than FD-WRI's 40 m: the network's PDE residual carries the noise of its
+            fit everywhere, which a wider window averages out (docs/surface.md).
         stabilise: the denominator's damping, × its 95th percentile.
         stride: the update sums over every k-th sample of the background.
     """
 
     first_change: float = 0.02
     max_change: float = 0.1
-    smoothing: float = 40.0
+    smoothing: float = 80.0
     stabilise: float = 0.05
     stride: int = 4
 

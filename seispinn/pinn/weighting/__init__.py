@@ -10,6 +10,8 @@ choose ``w_i`` (docs/method.md, Per-point weighting), one module each:
   gradient *ascent* (SA-PINN, McClenny & Braga-Neto 2023)
 - :class:`ResidualBasedAttention` (:mod:`.rba`)    ``λ_i ← γ λ_i + η |r_i| / max_j |r_j|``,
   ``w_i ∝ λ_i²`` (RBA, Anagnostopoulos et al. 2024), gradient-free
+- :class:`Multipliers` (:mod:`.multipliers`)       ``w_i = 1``, the term squares
+  ``r_i + b_i`` and ``b_i ← b_i + ρ r_i`` (IR-WRI's augmented Lagrangian, per point)
 
 and :func:`causal_weights` (:mod:`.causal`) multiplies any of them by a causal
 factor in time. :data:`STRATEGIES` is the one list of strategies; every place that
@@ -24,9 +26,11 @@ and resampling keep weight i attached to point i. All state is tensors
 How a trainer uses a strategy, one step::
 
     sq = residual(model, points) ** 2                     # [B]
-    loss = weighting.weighted_loss(sq, ids)               # mean(w * r²)
+    r = residual(model, points)                           # [B]
+    loss = weighting.weighted_loss(weighting.shifted(r, ids) ** 2, ids)  # mean(w (r + b)²)
     loss.backward(); opt.step()
-    weighting.update(step, ids, sq.detach(), PointLoss(model, loss_fn, points))  # SA ascends here
+    weighting.update(step, ids, r.detach() ** 2, PointLoss(model, loss_fn, points),
+                     residual=r.detach())                  # SA ascends, b accumulates
 
 Per-point gradient norms (for grad-norm) live in :mod:`seispinn.pinn.pointgrad`.
 """
@@ -41,6 +45,7 @@ from seispinn.errors import ConfigError
 from seispinn.pinn.weighting.base import PointWeighting, Uniform, weighted_mean
 from seispinn.pinn.weighting.causal import causal_weights
 from seispinn.pinn.weighting.gradnorm import GradNormOptions, GradNormWeights
+from seispinn.pinn.weighting.multipliers import MultiplierOptions, Multipliers
 from seispinn.pinn.weighting.rba import RBAOptions, ResidualBasedAttention
 from seispinn.pinn.weighting.sa import MASKS, SAOptions, SelfAdaptiveMask
 
@@ -51,11 +56,13 @@ __all__ = [
     "SAOptions",
     "GradNormOptions",
     "RBAOptions",
+    "MultiplierOptions",
     "PointWeighting",
     "Uniform",
     "GradNormWeights",
     "SelfAdaptiveMask",
     "ResidualBasedAttention",
+    "Multipliers",
     "Strategy",
     "STRATEGIES",
     "make_weighting",
@@ -88,6 +95,7 @@ STRATEGIES: dict[str, Strategy] = {
     "gradnorm": Strategy(GradNormWeights, GradNormOptions, "gradnorm"),
     "sa": Strategy(SelfAdaptiveMask, SAOptions, "sa"),
     "rba": Strategy(ResidualBasedAttention, RBAOptions, "rba"),
+    "multipliers": Strategy(Multipliers, MultiplierOptions, "multipliers"),
 }
 
 
@@ -98,7 +106,8 @@ def _check_name(name: str) -> Strategy:
 
 
 def make_weighting(name: str, n_points: int, options: object | None = None) -> PointWeighting:
-    """Build a strategy by name: ``'uniform'``, ``'gradnorm'``, ``'sa'`` or ``'rba'``.
+    """Build a strategy by name: ``'uniform'``, ``'gradnorm'``, ``'sa'``, ``'rba'`` or
+    ``'multipliers'``.
 
     Args:
         name: strategy name (see :data:`STRATEGIES`).
@@ -129,7 +138,8 @@ class WeightingOptions:
     """Per-point weighting of a wave PINN's PDE term (see docs/weighting.md): which
     strategy, its options, and optional causal weighting on top. In a TOML config the
     section is ``[weighting]`` with nested tables ``[weighting.sa]``,
-    ``[weighting.gradnorm]``, ``[weighting.rba]``; a strategy's table matters only
+    ``[weighting.gradnorm]``, ``[weighting.rba]``, ``[weighting.multipliers]``; a
+    strategy's table matters only
     when it is the one chosen.
 
     The defaults are the inversion's measured recipe: SA with the bounded ascent at
@@ -142,7 +152,7 @@ class WeightingOptions:
 
     Attributes:
         name: the strategy, one of :data:`STRATEGIES` (``uniform``, ``gradnorm``,
-            ``sa``, ``rba``).
+            ``sa``, ``rba``, ``multipliers``).
         causal_eps: ε of causal weighting (Wang, Sankaran & Perdikaris 2024), 0 for
             none. With ε > 0 the window is cut into ``causal_bins`` time bins and the
             points in bin i are multiplied by ``exp(−ε Σ_{k<i} L_k)``, L_k the batch's
@@ -152,6 +162,7 @@ class WeightingOptions:
         sa: self-adaptive masks' options (:class:`SAOptions`).
         gradnorm: grad-norm weighting's options (:class:`GradNormOptions`).
         rba: residual-based attention's options (:class:`RBAOptions`).
+        multipliers: the PDE multipliers' options (:class:`MultiplierOptions`).
         mask_velocity: when false, the velocity's gradient from the PDE term is the
             unweighted one (``mean_i r_i ∂r_i/∂c``): the per-point weights shape only
             the wavefield's fit. A mask that concentrates on the largest residuals
@@ -165,6 +176,7 @@ class WeightingOptions:
     sa: SAOptions = field(default_factory=lambda: SAOptions(lr=1e-3))
     gradnorm: GradNormOptions = field(default_factory=lambda: GradNormOptions(every=50))
     rba: RBAOptions = field(default_factory=RBAOptions)
+    multipliers: MultiplierOptions = field(default_factory=MultiplierOptions)
     mask_velocity: bool = True
 
     def __post_init__(self) -> None:

@@ -94,7 +94,12 @@ class PointWeighting(nn.Module):
         return weighted_mean(sq_residual, self.weights(ids), denominator)
 
     def update(
-        self, step: int, ids: Tensor, sq_residual: Tensor, point_loss: PointLoss | None = None
+        self,
+        step: int,
+        ids: Tensor,
+        sq_residual: Tensor,
+        point_loss: PointLoss | None = None,
+        residual: Tensor | None = None,
     ) -> None:
         """After-step hook (grad-norm refresh, RBA update); no-op by default.
 
@@ -103,7 +108,15 @@ class PointWeighting(nn.Module):
             ids: ``[B]`` ids of the batch.
             sq_residual: ``[B]`` squared residuals r_i² of that batch (detached).
             point_loss: re-evaluable per-point losses; grad-norm needs it on refresh steps.
+            residual: ``[B]`` the signed residuals r_i (detached); the multipliers
+                accumulate them.
         """
+
+    def shifted(self, residual: Tensor, ids: Tensor) -> Tensor:
+        """The residual ``[B]`` the loss squares at points ``ids`` ``[B]``: r itself for
+        every strategy that only scales r²; ``r + b_i`` for one that holds an additive
+        per-point multiplier (:class:`seispinn.pinn.weighting.multipliers.Multipliers`)."""
+        return residual
 
     def set_lr_factor(self, factor: float) -> None:
         """Scale the strategy's own learning rates (a divergence retry); no-op by default."""

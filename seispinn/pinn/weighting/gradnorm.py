@@ -115,7 +115,12 @@ class GradNormWeights(PointWeighting):
         self.target[ids] = float("nan")
 
     def update(
-        self, step: int, ids: Tensor, sq_residual: Tensor, point_loss: PointLoss | None = None
+        self,
+        step: int,
+        ids: Tensor,
+        sq_residual: Tensor,
+        point_loss: PointLoss | None = None,
+        residual: Tensor | None = None,
     ) -> None:
         if self.frozen or step % self.options.every != 0:
             return

@@ -69,7 +69,12 @@ class ResidualBasedAttention(PointWeighting):
         return w / scale
 
     def update(
-        self, step: int, ids: Tensor, sq_residual: Tensor, point_loss: PointLoss | None = None
+        self,
+        step: int,
+        ids: Tensor,
+        sq_residual: Tensor,
+        point_loss: PointLoss | None = None,
+        residual: Tensor | None = None,
     ) -> None:
         if self.frozen:
             return

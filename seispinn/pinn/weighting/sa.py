@@ -254,7 +254,12 @@ class SelfAdaptiveMask(PointWeighting):
         self.lr_factor = float(factor)
 
     def update(
-        self, step: int, ids: Tensor, sq_residual: Tensor, point_loss: PointLoss | None = None
+        self,
+        step: int,
+        ids: Tensor,
+        sq_residual: Tensor,
+        point_loss: PointLoss | None = None,
+        residual: Tensor | None = None,
     ) -> None:
         """One ascent step of the batch's λ from its squared residuals ``[B]``."""
         if self.frozen:
