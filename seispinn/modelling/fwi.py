@@ -52,7 +52,7 @@ from seispinn.gathers import ShotGathers
 from seispinn.memory import RUNTIME_BYTES, MemoryEstimate, check_fits
 from seispinn.modelling.bounded import OPTIMIZERS, BoundedRun, minimise
 from seispinn.modelling.illumination import wavefield_energy
-from seispinn.modelling.misfit import TraceMisfit, source_modelling
+from seispinn.modelling.misfit import TraceMisfit, band_corners, check_bands, source_modelling
 from seispinn.modelling.simulate import (
     ModellingOptions,
     acquisition_from_gathers,
@@ -126,10 +126,7 @@ class FWIOptions:
             raise ValueError(
                 f"precondition must be 'illumination' or 'none', got {self.precondition!r}"
             )
-        if any(f < 0 for f in self.frequencies):
-            raise ValueError("frequencies: corners must be >= 0 Hz (0: full band)")
-        if any(not 0 < f < 1 for f in self.band_fractions):
-            raise ValueError("band_fractions must lie in (0, 1)")
+        check_bands(self.frequencies, self.band_fractions)
         if self.iterations < 1 or self.filter_order < 1 or self.shots_per_batch < 1:
             raise ValueError("iterations, filter_order and shots_per_batch must be >= 1")
         nonneg = (
@@ -149,9 +146,7 @@ class FWIOptions:
 
     def stages(self, peak: float) -> tuple[float, ...]:
         """The low-pass corners (Hz) of the stages for a source of ``peak`` Hz."""
-        if self.frequencies:
-            return tuple(self.frequencies)
-        return tuple(round(f * peak, 3) for f in self.band_fractions) + (0.0,)
+        return band_corners(self.frequencies, self.band_fractions, peak)
 
 
 @dataclass

@@ -25,6 +25,25 @@ from seispinn.models import VelocityModel
 __all__ = ["lowpass", "lowpass_operator", "TraceMisfit", "source_modelling"]
 
 
+def check_bands(frequencies: tuple[float, ...], band_fractions: tuple[float, ...]) -> None:
+    """Refuse band settings shared by FWI and WRI that cannot define a low-pass band."""
+    if any(f < 0 for f in frequencies):
+        raise ValueError("frequencies: corners must be >= 0 Hz (0: full band)")
+    if any(not 0 < f < 1 for f in band_fractions):
+        raise ValueError("band_fractions must lie in (0, 1)")
+
+
+def band_corners(
+    frequencies: tuple[float, ...], band_fractions: tuple[float, ...], peak: float
+) -> tuple[float, ...]:
+    """The low-pass corners (Hz, 0 the full band) of a multiscale inversion for a
+    source of ``peak`` Hz: ``frequencies`` as given, or ``band_fractions`` of the
+    peak followed by the full band."""
+    if frequencies:
+        return tuple(frequencies)
+    return tuple(round(f * peak, 3) for f in band_fractions) + (0.0,)
+
+
 def source_modelling(modelling: ModellingOptions | None, source: Source) -> ModellingOptions:
     """The modelling options with the source's spread (σ = 0: a point source)."""
     return dataclasses.replace(modelling or ModellingOptions(), source_sigma=source.sigma or None)

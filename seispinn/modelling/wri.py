@@ -52,7 +52,13 @@ from seispinn.errors import ConfigError, ModelError
 from seispinn.gathers import ShotGathers
 from seispinn.memory import RUNTIME_BYTES, MemoryEstimate, check_fits
 from seispinn.modelling.fwi import FWIOptions, FWIResult, at_bounds, smoother, update_mask
-from seispinn.modelling.misfit import lowpass, lowpass_operator, source_modelling
+from seispinn.modelling.misfit import (
+    band_corners,
+    check_bands,
+    lowpass,
+    lowpass_operator,
+    source_modelling,
+)
 from seispinn.modelling.simulate import (
     ModellingOptions,
     acquisition_from_gathers,
@@ -118,10 +124,7 @@ class WRIOptions:
     shots_per_batch: int = 8
 
     def __post_init__(self) -> None:
-        if any(f < 0 for f in self.frequencies):
-            raise ValueError("frequencies: corners must be >= 0 Hz (0: full band)")
-        if any(not 0 < f < 1 for f in self.band_fractions):
-            raise ValueError("band_fractions must lie in (0, 1)")
+        check_bands(self.frequencies, self.band_fractions)
         if min(self.iterations, self.cg_iterations, self.filter_order, self.shots_per_batch) < 1:
             raise ValueError(
                 "iterations, cg_iterations, filter_order and shots_per_batch must be >= 1"
@@ -133,9 +136,7 @@ class WRIOptions:
 
     def stages(self, peak: float) -> tuple[float, ...]:
         """The low-pass corners (Hz) of the bands for a source of ``peak`` Hz."""
-        if self.frequencies:
-            return tuple(self.frequencies)
-        return tuple(round(f * peak, 3) for f in self.band_fractions) + (0.0,)
+        return band_corners(self.frequencies, self.band_fractions, peak)
 
 
 class ExtendedModelling:

@@ -387,7 +387,8 @@ class WaveProblem:
             unmask = 1.0 / self.weighting.weights(ids).clamp_min(torch.finfo(torch.float32).tiny)
         r = self.residual(pts, shot, unmask)
         sq = r**2
-        fit = self.weighting.shifted(r, ids) ** 2
+        shifted = self.weighting.shifted(r, ids)
+        fit = sq if shifted is r else shifted**2  # only multipliers shift r
         causal = causal_weights(fit, pts[:, 2], self.scales.t_max, w.causal_bins, w.causal_eps)
         terms = {"pde": self.weighting.weighted_loss(fit * causal, ids, len(batch))}
         if self.ic_points is not None:

@@ -46,9 +46,11 @@ class RegressionProblem:
     def losses(self, step: int) -> StepLosses:
         r = self.residual()
         # "pde" is the trainer's name for the per-point-weighted term; here it is the fit.
-        fit = self.weighting.shifted(r, self.ids) ** 2
+        sq = r**2
+        shifted = self.weighting.shifted(r, self.ids)
+        fit = sq if shifted is r else shifted**2  # only multipliers shift r
         terms = {"pde": self.weighting.weighted_loss(fit, self.ids)}
-        return StepLosses(terms, self.ids, r.detach() ** 2, self.point_loss, r.detach())
+        return StepLosses(terms, self.ids, sq.detach(), self.point_loss, r.detach())
 
 
 def _squared_residual(model: nn.Module) -> Callable[[dict[str, Tensor], Any], Tensor]:
